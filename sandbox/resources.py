@@ -160,12 +160,15 @@ GROUP_ORDER = (
 class Registry:
     """Served resource types; CRDs add and remove theirs at run time."""
 
+    generation: int = 0  # bumped on every change of the served types (cache invalidation)
+
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._types: list[ResourceType] = list(BUILTIN)
         self._index()
 
     def _index(self) -> None:
+        self.generation += 1
         self._by_path = {(t.group, t.version, t.plural): t for t in self._types}
         self._by_gvk = {(t.group, t.version, t.kind): t for t in self._types}
         self._by_key = {t.key: t for t in self._types}

@@ -60,6 +60,7 @@ class Node:
     _resolver: SchemaSet | None = field(default=None, repr=False)
     _fields: dict[str, Node | None] = field(default_factory=dict, repr=False)
     _elem: Node | None = field(default=None, repr=False)
+    _children: dict[str, tuple[Node, bool]] = field(default_factory=dict, repr=False)
 
     def field(self, name: str) -> Node | None:
         """The node of struct field ``name``; None when the struct has no such field.
@@ -83,6 +84,19 @@ class Node:
             child = DEDUCED
         self._fields[name] = child
         return child
+
+    def child(self, name: str) -> tuple[Node, bool]:
+        """The node for key ``name`` of a struct/map/deduced value, and whether it is a declared field.
+
+        Undeclared fields of a struct get the deduced node (cached per name).
+        """
+        hit = self._children.get(name)
+        if hit is None:
+            node = self.field(name)
+            declared = self.kind == "struct" and name in (self.raw.get("properties") or {})
+            hit = (node if node is not None else DEDUCED, declared)
+            self._children[name] = hit
+        return hit
 
     def field_names(self) -> list[str]:
         return list((self.raw.get("properties") or {}).keys())

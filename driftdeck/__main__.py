@@ -1,0 +1,5 @@
+import sys
+
+from driftdeck.cli import main
+
+sys.exit(main())
