@@ -173,23 +173,28 @@ class Api:
             raise errors.bad_request("metadata must be an object")
         return body
 
-    def _schema_checks(self, rt: ResourceType, obj: dict[str, Any], req: Request) -> None:
+    def _schema_checks(self, rt: ResourceType, obj: dict[str, Any], req: Request, apply: bool = False) -> None:
+        """Type errors are 400; unknown fields are pruned, and rejected under fieldValidation=Strict."""
         node = rt.schema
         if node is None:
             return
         msg = validation.typecheck(obj, node)
         if msg:
-            raise errors.bad_request(msg)
+            raise errors.bad_request(validation.decode_error(obj, msg))
         unknown = validation.unknown_fields(obj, node)
-        if unknown:
-            if req.field_validation == "Strict":
-                if len(unknown) == 1:
-                    raise errors.bad_request(f'strict decoding error: unknown field "{unknown[0].lstrip(".")}"')
-                listed = ", ".join(f'unknown field "{u.lstrip(".")}"' for u in unknown)
-                raise errors.bad_request(f"strict decoding error: {listed}")
-            if req.field_validation == "Warn":
-                for u in unknown:
-                    req.warn(f'unknown field "{u.lstrip(".")}"')
+        if not unknown:
+            return
+        if req.field_validation == "Strict":
+            if apply:
+                gvk = f"{rt.api_version if rt.group else '/' + rt.version}, Kind={rt.kind}"
+                raise errors.bad_request(
+                    f"failed to create typed patch object ({gvk}): {unknown[0]}: field not declared in schema"
+                )
+            listed = ", ".join(f'unknown field "{u.lstrip(".")}"' for u in unknown)
+            raise errors.bad_request(validation.decode_error(obj, f"strict decoding error: {listed}"))
+        if req.field_validation == "Warn":
+            for u in unknown:
+                req.warn(f'unknown field "{u.lstrip(".")}"')
 
     def _validate(self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         causes = validation.validate(obj, old)
@@ -543,7 +548,7 @@ class Api:
             body2["metadata"]["namespace"] = namespace
         else:
             body2["metadata"].pop("namespace", None)
-        self._schema_checks(rt, body2, req)
+        self._schema_checks(rt, body2, req, apply=True)
         if subresource == "" and "status" in rt.subresources:
             body2.pop("status", None)
         old = self.store.get(rt.key, namespace if rt.namespaced else "", name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -50,6 +51,7 @@ CONTROLLER_TYPES: tuple[type[Controller], ...] = (
     CRDController,
 )
 MAX_CONFLICT_RETRIES = 5
+DRAIN_SLICE = 0.02  # seconds of reconciling before the loop gets a turn
 
 WorkKey = tuple[str, Hashable]
 
@@ -185,9 +187,11 @@ class Controllers:
 
     def _drain(self) -> None:
         self._drain_handle = None
-        # Work queued while draining waits for the next round: other callbacks get to run.
+        # Work queued while draining waits for the next round, and a round yields after
+        # DRAIN_SLICE seconds, so HTTP requests and watches keep being served.
+        deadline = time.monotonic() + DRAIN_SLICE
         for _ in range(len(self._queue)):
-            if not self._running or not self._queue:
+            if not self._running or not self._queue or time.monotonic() > deadline:
                 break
             work = next(iter(self._queue))
             del self._queue[work]

@@ -186,6 +186,10 @@ def _exact(text: str) -> Decimal:
 def test_value_matches_exact_arithmetic(text: str) -> None:
     exact = _exact(text)
     value = parse(text)
+    cap = Decimal((1 << 63) - 1)
+    if text.endswith("i") and abs(exact) > cap:
+        assert value == cap.copy_sign(exact)  # binary-SI magnitudes are capped at 2^63-1
+        return
     # Parsing rounds away from zero to nano precision only.
     assert abs(value) >= abs(exact)
     assert abs(value - exact) < Decimal("1e-9")
