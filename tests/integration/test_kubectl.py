@@ -193,6 +193,8 @@ def test_managed_fields_look_like_a_real_clusters(kubectl: Any, tmp_path: Path) 
     managedFields shapes as the recorded live objects in shared/fixtures/recorded-diff."""
     from tests.conftest import FIXTURES
 
+    if not (FIXTURES / "recorded-diff").is_dir():
+        pytest.skip("shared/fixtures not found beside the checkout")
     d = write_manifests(tmp_path)
     kubectl("apply", "--server-side", "-f", str(d))
     editor = tmp_path / "editor.sh"
