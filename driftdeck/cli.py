@@ -83,7 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start the sandbox (the console follows in a later release)")
     serve_args(demo)
     demo.set_defaults(func=_demo)
+
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"driftdeck.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"driftdeck.commands.{name}":
+                continue  # not built yet
+            raise
+        module.register(sub)
     return parser
+
+
+# Each module in driftdeck/commands registers its verbs with `register(subparsers)`.
+COMMAND_MODULES = ("validate", "reconcile")
 
 
 def main(argv: list[str] | None = None) -> int:

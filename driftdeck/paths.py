@@ -1,16 +1,5 @@
-"""XDG locations for driftdeck's own files."""
+"""XDG locations (the definitions live in core.paths)."""
 
-from __future__ import annotations
+from core.paths import cache_dir, history_db, sandbox_kubeconfig, state_dir
 
-import os
-from pathlib import Path
-
-
-def state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "driftdeck"
-
-
-def sandbox_kubeconfig() -> Path:
-    """Where `driftdeck sandbox serve` writes its kubeconfig unless told otherwise."""
-    return state_dir() / "sandbox" / "kubeconfig"
+__all__ = ["cache_dir", "history_db", "sandbox_kubeconfig", "state_dir"]
