@@ -31,6 +31,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/sandbox_bench.py
+	$(PY) bench/render_bench.py
+	$(PY) bench/source_bench.py
+	$(PY) bench/drift_bench.py
+	@test ! -f bench/engine_bench.py || $(PY) bench/engine_bench.py
 
 clean:
 	rm -rf $(VENV)

@@ -407,20 +407,25 @@ class Engine:
         async with rt.lock:
             start = time.monotonic()
             plan = await self._plan_locked(rt, revision)
-            if plan.revision is None or (plan.problems and not plan.items):
-                message = "; ".join(str(p) for p in plan.problems) or "nothing to sync"
+            errors = [i for i in plan.items if i.action == Action.ERROR]
+            if plan.revision is None or plan.problems or errors:
+                # Never apply (or prune!) part of a revision that failed to render or validate.
+                reasons = [str(p) for p in plan.problems] + [f"{i.ref}: {i.message}" for i in errors]
+                message = "not synced: " + ("; ".join(reasons) or "no revision")
+                if not dry_run:
+                    self.emit(AppError(name, message))
                 return SyncOutcome(name, False, message, plan.revision, plan)
             if dry_run:
                 return SyncOutcome(name, not plan.problems, "dry run", plan.revision, plan)
             rt.syncing = True
             self.emit(SyncStarted(name, plan.revision.sha, who))
             try:
-                applied, pruned, errors = await self._apply_plan(rt, plan)
+                applied, pruned, apply_errors = await self._apply_plan(rt, plan)
             finally:
                 rt.syncing = False
             rt.pending = sum(1 for i in plan.items if i.action == Action.PRUNE and not rt.spec.prune)
-            ok = not errors and not plan.problems
-            message = "; ".join([*(str(p) for p in plan.problems), *errors]) or f"applied {applied}, pruned {pruned}"
+            ok = not apply_errors
+            message = "; ".join(apply_errors) or f"applied {applied}, pruned {pruned}"
             self._set_status(rt)
         health = rt.health
         if ok and wait:
