@@ -241,10 +241,16 @@ class Engine:
         except SourceError as exc:
             raise EngineError(f"app {spec.name}: source {spec.source}: {exc}") from exc
         cluster = self.cluster(self._cluster_name(spec))
-        manifests, problems = await asyncio.to_thread(
-            render, files, spec.path, default_namespace=spec.namespace or cluster.default_namespace,
-            namespaced=cluster.namespaced, validate=True,
-        )
+        try:
+            manifests, problems = await asyncio.to_thread(
+                render, files, spec.path, default_namespace=spec.namespace or cluster.default_namespace,
+                namespaced=cluster.namespaced, validate=True,
+            )
+        except ClusterError as exc:
+            # render() asks the cluster (discovery) for each kind's scope: an unreachable cluster is this
+            # app's error (rt.problems + AppError, like a source failure), not an unexpected crash that
+            # escaped plan()/sync() with no problem recorded.
+            raise EngineError(f"app {spec.name}: {exc}") from exc
         prefix = spec.path.strip("/").removeprefix("./")
         mine = [p for p in file_problems
                 if not prefix or prefix == "." or p.location is None or p.location.file.startswith(prefix)]
@@ -651,7 +657,12 @@ class Engine:
         for name in self._ordered_apps():
             await self._reconcile(name, reason="start")
         for src_name in {a.spec.source for a in self.apps.values()}:
-            self._tasks.append(asyncio.create_task(self._source_loop(src_name)))
+            # Watch from the revision the initial reconcile used, not from whatever the head is when the
+            # watcher first reads it: a commit landing in between would otherwise never be reconciled
+            # (until the interval loop). Apps that saw different heads: "" makes the watch yield at once.
+            seen = {rt.revision.sha for rt in self.apps.values() if rt.spec.source == src_name and rt.revision}
+            since = seen.pop() if len(seen) == 1 else ("" if seen else None)
+            self._tasks.append(asyncio.create_task(self._source_loop(src_name, since)))
         for name in self.apps:
             self._tasks.append(asyncio.create_task(self._interval_loop(name)))
 
@@ -701,10 +712,10 @@ class Engine:
             log.exception("reconcile of %s failed", name)
             self.emit(AppError(name, f"{type(exc).__name__}: {exc}"))
 
-    async def _source_loop(self, src_name: str) -> None:
+    async def _source_loop(self, src_name: str, since: str | None = None) -> None:
         src = self.source(src_name)
         try:
-            async for rev in src.watch():
+            async for rev in src.watch(since=since):  # since: see start()
                 self.emit(RevisionDetected(src_name, rev))
                 for name in self._ordered_apps():
                     if self.apps[name].spec.source == src_name:
