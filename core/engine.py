@@ -302,6 +302,7 @@ class Engine:
     async def plan(self, name: str, revision: Revision | None = None) -> Plan:
         """Dry-run the app's manifests at the source head (or ``revision``)."""
         rt = self.app(name)
+        self._bind()
         async with rt.lock:
             return await self._plan_locked(rt, revision)
 
@@ -406,6 +407,7 @@ class Engine:
                    revision: Revision | None = None) -> SyncOutcome:
         """Apply the app's manifests (server-side apply, force), prune, wait for health."""
         rt = self.app(name)
+        self._bind()
         who = who or self.who
         blocked = self._blocked_by_dependencies(rt)
         if blocked:
@@ -505,8 +507,13 @@ class Engine:
         return count
 
     def _loop_call(self, fn: Callable[..., None], *args: Any) -> None:
-        loop = self._loop or asyncio.get_event_loop()
-        loop.call_soon_threadsafe(fn, *args)
+        assert self._loop is not None, "engine commands bind the loop first"
+        self._loop.call_soon_threadsafe(fn, *args)
+
+    def _bind(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self.bus.bind(self._loop)
 
     def _after_apply(self, rt: AppRuntime, ref: ObjRef, b: Baseline, answer: dict[str, Any], how: str) -> None:
         rt.baselines[ref] = b
@@ -649,11 +656,17 @@ class Engine:
         return await self.sync(name, who=who, revision=new)
 
     # ----- the loops ----------------------------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Initial plan (and auto-sync) of every app, then the source and interval loops."""
+    def activate(self) -> None:
+        """Bind to the running loop and watch the kinds apps apply (no source/interval loops).
+
+        One-shot commands use this so a sync can wait for health from watch events."""
         self._loop = asyncio.get_running_loop()
         self.bus.bind(self._loop)
         self._running = True
+
+    async def start(self) -> None:
+        """Initial plan (and auto-sync) of every app, then the source and interval loops."""
+        self.activate()
         for name in self._ordered_apps():
             await self._reconcile(name, reason="start")
         for src_name in {a.spec.source for a in self.apps.values()}:

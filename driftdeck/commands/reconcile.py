@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from core.client import LocalClient
 from core.config import load_config
 from core.diff import to_json_patch, unified
 from core.engine import Engine, EngineError
@@ -202,10 +203,8 @@ def _sync(args: argparse.Namespace) -> int:
             from dataclasses import replace
 
             rt.spec = replace(rt.spec, timeout=args.timeout)
-        engine._running = True  # watch the applied kinds while waiting for health
-        engine._loop = asyncio.get_running_loop()
-        engine.bus.bind(engine._loop)
-        outcome = await engine.sync(args.app, who=who(), wait=not args.no_wait)
+        engine.activate()  # watch the applied kinds while waiting for health
+        outcome = await LocalClient(engine, who()).sync(args.app, wait=not args.no_wait)
         return _outcome(args, outcome)
 
     return _run(args, body)
@@ -214,7 +213,8 @@ def _sync(args: argparse.Namespace) -> int:
 def _suspend(value: bool) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         async def body(engine: Engine) -> int:
-            await engine.set_suspended(args.app, value, who())
+            client = LocalClient(engine, who())
+            await (client.suspend(args.app) if value else client.resume(args.app))
             print(f"{args.app} {'suspended' if value else 'resumed'}")
             return EXIT_OK
 
@@ -225,10 +225,8 @@ def _suspend(value: bool) -> Callable[[argparse.Namespace], int]:
 
 def _revert(args: argparse.Namespace) -> int:
     async def body(engine: Engine) -> int:
-        engine._running = True
-        engine._loop = asyncio.get_running_loop()
-        engine.bus.bind(engine._loop)
-        outcome = await engine.revert(args.app, to=args.to, last=args.last, who=who())
+        engine.activate()
+        outcome = await LocalClient(engine, who()).revert(args.app, to=args.to)
         return _outcome(args, outcome)
 
     return _run(args, body)

@@ -188,3 +188,26 @@ def test_cli_validate_status_diff_sync_history(sandbox: SandboxServer, sandbox_k
     assert rows["web"]["sync"] == "OutOfSync"
     hist = run_cli(tmp_path, "history", "api", "-c", str(cfg), "-o", "json", env=env)
     assert json.loads(hist.stdout)[0]["kind"] == "sync"
+
+
+async def test_client_api_snapshot_subscribe_commands_and_audit(engine: Engine) -> None:
+    from core.client import LocalClient
+    from core.events import AppSuspended
+
+    client = LocalClient(engine, who="alice@bastion")
+    sub = client.subscribe()
+    outcome = await client.sync("api")
+    assert outcome.ok
+    snap = client.snapshot()
+    assert snap["apps"]["api"]["sync_status"] == "Synced" and snap["apps"]["api"]["health"] == "Healthy"
+    await client.suspend("api")
+    seen = []
+    while (ev := sub.get_nowait()) is not None:
+        seen.append(ev)
+    assert any(isinstance(e, AppSuspended) and e.who == "alice@bastion" for e in seen)
+    assert engine.apps["api"].suspended and engine.inventory.suspended("api")
+    audit = engine.history.audit(target="api")
+    assert [a["action"] for a in audit][:2] == ["suspend", "sync"] and audit[0]["who"] == "alice@bastion"
+    await client.resume("api")
+    assert not engine.inventory.suspended("api")
+    assert client.history("api")[0]["kind"] in ("audit", "sync")
