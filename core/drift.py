@@ -56,6 +56,7 @@ class Baseline:
     resource_version: str
     manager: str = "driftdeck"
     node: Node = field(default=DEDUCED, repr=False, compare=False)
+    manifest_hash: str = ""  # hash of the manifest it was made from (lets a plan skip a dry run)
     _plan: _MapPlan | None = field(default=None, init=False, repr=False, compare=False)
 
     @property

@@ -100,6 +100,13 @@ def _manifest_hash(obj: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
+def _baseline(m: Manifest, answer: dict[str, Any]) -> Baseline:
+    """F and E for a manifest from the server's apply or dry-run answer."""
+    b = make_baseline(m.obj, answer, node_for(m.obj), MANAGER)
+    b.manifest_hash = _manifest_hash(m.obj)
+    return b
+
+
 def _comparable(obj: dict[str, Any], desired_meta: dict[str, Any]) -> dict[str, Any]:
     """What a plan compares (Flux): everything but status and server metadata;
     of labels/annotations only the keys the manifest sets."""
@@ -330,7 +337,7 @@ class Engine:
                 if (
                     base is not None
                     and live is not None
-                    and getattr(base, "manifest_hash", None) == _manifest_hash(m.obj)
+                    and base.manifest_hash == _manifest_hash(m.obj)
                     and check(base, live, spec.ignore) is None
                 ):
                     # We applied (or dry-ran) exactly this manifest and the live object still matches.
@@ -359,9 +366,7 @@ class Engine:
             if m is None:
                 continue
             if item.desired is not None:
-                b = make_baseline(m.obj, item.desired, node_for(m.obj), MANAGER)
-                b.manifest_hash = _manifest_hash(m.obj)  # type: ignore[attr-defined]
-                rt.baselines[item.ref] = b
+                rt.baselines[item.ref] = _baseline(m, item.desired)
             self._owner[item.ref] = spec.name
             if item.action == Action.CREATE:
                 rt.drifted.pop(item.ref, None)
@@ -469,9 +474,7 @@ class Engine:
                 applied += 1
                 if item.ref.kind == "CustomResourceDefinition":
                     rediscover = True
-                b = make_baseline(m.obj, answer, node_for(m.obj), MANAGER)
-                b.manifest_hash = _manifest_hash(m.obj)  # type: ignore[attr-defined]
-                self._loop_call(self._after_apply, rt, item.ref, b, answer, "sync")
+                self._loop_call(self._after_apply, rt, item.ref, _baseline(m, answer), answer, "sync")
 
         for item in todo:
             rt.inflight[item.ref] = "sync"
@@ -629,9 +632,7 @@ class Engine:
             self.emit(AppError(rt.spec.name, f"self-heal of {ref} failed: {exc}"))
             self._schedule_heal(rt, ref)
             return
-        b = make_baseline(m.obj, answer, node_for(m.obj), MANAGER)
-        b.manifest_hash = _manifest_hash(m.obj)  # type: ignore[attr-defined]
-        self._after_apply(rt, ref, b, answer, "self-heal")
+        self._after_apply(rt, ref, _baseline(m, answer), answer, "self-heal")
         rt.inflight.pop(ref, None)
 
     # ----- operator commands ----------------------------------------------------------------------------------
