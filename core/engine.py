@@ -204,7 +204,9 @@ class Engine:
     def _set_status(self, rt: AppRuntime) -> None:
         """Recompute sync status and health of an app; emit changes."""
         name = rt.spec.name
-        if rt.revision is None or (rt.problems and not rt.baselines):
+        was_ready = rt.sync_status == SyncStatus.SYNCED and rt.health == Health.HEALTHY
+        if rt.revision is None or rt.problems:
+            # A revision that does not render, validate or dry-run cannot be compared (Argo: ComparisonError).
             status = SyncStatus.UNKNOWN
         elif rt.drifted or rt.pending:
             status = SyncStatus.OUT_OF_SYNC
@@ -228,6 +230,19 @@ class Engine:
             self.emit(HealthChanged(name, health, prev_h, reason))
         else:
             rt.health_reason = reason
+        if not was_ready and rt.sync_status == SyncStatus.SYNCED and rt.health == Health.HEALTHY:
+            self._kick_dependents(name)
+
+    def _kick_dependents(self, name: str) -> None:
+        """Reconcile the auto apps that wait for ``name`` (dependsOn) now that it is ready: their
+        auto-sync was refused while it was not, and would otherwise only be retried an interval later."""
+        if not self._running or self._loop is None:
+            return
+        self._tasks = [t for t in self._tasks if not t.done()]
+        for other, rt in self.apps.items():
+            if (name in rt.spec.depends_on and rt.spec.sync == "auto" and not rt.suspended
+                    and rt.sync_status != SyncStatus.SYNCED):
+                self._tasks.append(self._loop.create_task(self._reconcile(other, reason=f"{name} ready")))
 
     def _set_object_health(self, rt: AppRuntime, ref: ObjRef, obj: dict[str, Any] | None) -> None:
         health, reason = assess(obj)
@@ -382,6 +397,10 @@ class Engine:
                     self._owner.pop(ref, None)
         rt.pending = sum(1 for i in plan.items if i.action in (Action.CREATE, Action.CONFIGURE, Action.PRUNE))
         self.emit(PlanReady.of(plan))
+        if rt.problems:
+            shown = "; ".join(str(p) for p in rt.problems[:5])
+            more = f" (+{len(rt.problems) - 5} more)" if len(rt.problems) > 5 else ""
+            self.emit(AppError(spec.name, f"revision {rev.short} cannot be applied: {shown}{more}"))
         self._watch_kinds(cluster, manifests.values())
         self._set_status(rt)
         return plan

@@ -46,7 +46,7 @@ async def wait_for(pred: Callable[[], Any], timeout: float = 30.0, what: str = "
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        value = pred()
+        value = await asyncio.to_thread(pred)  # kubectl polls must not block the engine's loop
         if value:
             return value
         if loop.time() > deadline:
@@ -101,7 +101,7 @@ def write_big(path: Path, size: int = BIG_FILE_SIZE) -> None:
         fh.truncate(size)
 
 
-def broken_content(case: str, repo: Path, app_dir: Path) -> None:
+def broken_content(case: str, app_dir: Path) -> None:
     """Put the broken file(s) of ``case`` into ``app_dir`` (replacing ``victim.yaml`` where it applies)."""
     victim = app_dir / "victim.yaml"
     if case == "malformed":
@@ -278,7 +278,7 @@ async def test_broken_apps_from_the_start_are_reported_and_never_applied(
     for case in FILE_CASES:
         app_dir = repo / "apps" / case
         write_docs(app_dir / "keep.yaml", cm(f"{case}-keep"))
-        broken_content(case, repo, app_dir)
+        broken_content(case, app_dir)
     # The same object in two apps: dup-a (first in order) owns it, dup-b claims it too.
     write_docs(repo / "apps" / "dup-a" / "shared.yaml", cm("shared", "from-a"))
     write_docs(repo / "apps" / "dup-b" / "shared.yaml", [cm("dup-b-keep"), cm("shared", "from-b")])
@@ -387,7 +387,7 @@ async def test_a_broken_commit_to_synced_apps_applies_and_prunes_nothing(
         if name == "dup-b":
             write_docs(app_dir / "victim.yaml", cm("shared", "from-b"))  # claims dup-a's object
         else:
-            broken_content(name, repo, app_dir)
+            broken_content(name, app_dir)
     bad_sha = commit(repo, "break every app but good")
     seen = len(events)
 
@@ -409,7 +409,8 @@ async def test_a_broken_commit_to_synced_apps_applies_and_prunes_nothing(
     for name in broken_apps:
         await wait_for(lambda name=name: reported(name) and refused(name),  # type: ignore[misc]
                        what=f"{name}'s error at the broken commit")
-        assert engine.apps[name].sync_status == SyncStatus.OUT_OF_SYNC, name
+        # A revision that cannot be rendered cannot be compared: Unknown (Argo's ComparisonError), not Synced.
+        assert engine.apps[name].sync_status == SyncStatus.UNKNOWN, name
 
     # Nothing pruned, nothing applied: every victim is still there (ours, unchanged), every keep still "1".
     for name in broken_apps:
