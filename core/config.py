@@ -25,7 +25,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from core.model import AppSpec, ClusterSpec, Config, IgnoreRule, Location, Problem, SourceSpec
 from core.render import YamlError, compose_documents, construct, format_path
 
-__all__ = ["load_config", "parse_duration", "valid_json_pointer"]
+__all__ = ["load_config", "parse_duration", "pipeline_lines", "read_yaml", "valid_json_pointer"]
 
 MAX_CONFIG_SIZE = 4 * 1024 * 1024
 
@@ -576,42 +576,66 @@ def _pipelines(
     return out
 
 
-def load_config(path: str) -> tuple[Config, list[Problem]]:
-    """Read ``driftdeck.yaml`` at ``path``: the valid parts as a Config, and every problem found."""
-    problems: list[Problem] = []
-    config = Config(path=path)
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_CONFIG_SIZE + 1)
-    except OSError as exc:
-        return config, [Problem(f"cannot read config: {exc.strerror or exc}", Location(path))]
+def read_yaml(data: bytes, file: str, *, what: str = "config") -> tuple[Any, dict[PathT, int], list[Problem]]:
+    """One YAML document from ``data``, read safely (size limit, UTF-8, bounded aliases, nesting).
+
+    Returns the plain data (None when unreadable), the 1-based line of every key path and
+    list item (``("apps", "web", "ignore", 0)``) and the problems, worded with ``what``.
+    """
     if len(data) > MAX_CONFIG_SIZE:
-        return config, [
-            Problem(f"config file is larger than {MAX_CONFIG_SIZE // 1048576} MiB", Location(path))
-        ]
+        too_big = f"{what} file is larger than {MAX_CONFIG_SIZE // 1048576} MiB"
+        return None, {}, [Problem(too_big, Location(file))]
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        return config, [Problem("config file is not valid UTF-8", Location(path, line))]
-    builder = _Data(path, problems)
+        return None, {}, [Problem(f"{what} file is not valid UTF-8", Location(file, line))]
+    problems: list[Problem] = []
+    builder = _Data(file, problems)
     root: Any = None
     try:
         for i, node in enumerate(compose_documents(text)):
             if i == 0:
                 root = builder.build(node, ())
             else:
-                problems.append(Problem("only one YAML document is allowed in the config", builder.loc(node)))
+                extra = f"only one YAML document is allowed in the {what}"
+                problems.append(Problem(extra, builder.loc(node)))
                 break
     except YamlError as exc:
-        problems.append(Problem(exc.message, Location(path, exc.line)))
-        return config, problems
+        problems.append(Problem(exc.message, Location(file, exc.line)))
+        return None, builder.lines, problems
     except RecursionError:
-        problems.append(Problem("config is nested too deeply", Location(path)))
-        return config, problems
+        problems.append(Problem(f"{what} is nested too deeply", Location(file)))
+        return None, builder.lines, problems
+    return root, builder.lines, problems
+
+
+def pipeline_lines(path: str) -> dict[PathT, int]:
+    """Lines of the ``pipelines:`` subtree of the config at ``path``, keyed relative to it.
+
+    ``("web", "stages", 0)`` -> line; for ``core.pipelines.spec.parse_pipelines``. Empty if unreadable.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_SIZE + 1)
+    except OSError:
+        return {}
+    _, lines, _ = read_yaml(data, path)
+    return {key[1:]: line for key, line in lines.items() if key[:1] == ("pipelines",)}
+
+
+def load_config(path: str) -> tuple[Config, list[Problem]]:
+    """Read ``driftdeck.yaml`` at ``path``: the valid parts as a Config, and every problem found."""
+    config = Config(path=path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_SIZE + 1)
+    except OSError as exc:
+        return config, [Problem(f"cannot read config: {exc.strerror or exc}", Location(path))]
+    root, lines, problems = read_yaml(data, path)
     if root is None:
         return config, problems
-    c = _Checker(path, builder.lines, problems)
+    c = _Checker(path, lines, problems)
     if not isinstance(root, dict):
         c.report((), f"the config must be a mapping with {', '.join(TOP_KEYS)}, got {_kind(root)}")
         return config, problems

@@ -307,6 +307,96 @@ class ObjectHealthChanged(Event):
     reason: str = ""
 
 
+# ----- pipelines ------------------------------------------------------------------------------
+# Statuses are ``core.pipelines.types.Status`` values, carried as strings so this module stays
+# independent of the pipeline package.
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    """A pipeline run was created (``trigger``: manual | commit | rollback | retry...)."""
+
+    pipeline: str
+    run_id: str
+    revision_sha: str
+    trigger: str = "manual"
+    who: str = ""
+    variables: dict[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    pipeline: str
+    run_id: str
+    status: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class StageChanged(Event):
+    pipeline: str
+    run_id: str
+    stage: str
+    status: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ActionChanged(Event):
+    pipeline: str
+    run_id: str
+    stage: str
+    action: str
+    status: str
+    message: str = ""
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class LogLines(Event):
+    """A batch of output lines of one action attempt (never one event per line)."""
+
+    pipeline: str
+    run_id: str
+    stage: str
+    action: str
+    lines: tuple[str, ...]
+    stream: str = "stdout"
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class ApprovalRequested(Event):
+    pipeline: str
+    run_id: str
+    stage: str
+    action: str
+    message: str = ""
+    timeout: float = 0.0
+
+
+@dataclass(frozen=True)
+class ApprovalDecided(Event):
+    pipeline: str
+    run_id: str
+    stage: str
+    action: str
+    approved: bool
+    who: str = ""
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class TransitionChanged(Event):
+    """The transition into ``stage`` was enabled or disabled."""
+
+    pipeline: str
+    stage: str
+    enabled: bool
+    who: str = ""
+    reason: str = ""
+
+
 # ----- bus -------------------------------------------------------------------------------------
 
 

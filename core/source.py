@@ -38,7 +38,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -303,6 +303,43 @@ class GitSource:
             targets = self._targets(head, sha, last, only)
             new = self._build_reverts(head, targets, _identity(author))
             self._publish(head, new)
+            self._last_head = new
+            return self.revision(new)
+
+    def commit_files(
+        self,
+        changes: Mapping[str, bytes],
+        message: str,
+        *,
+        author: str = "driftdeck",
+        base: str | None = None,
+    ) -> Revision | None:
+        """Commit ``changes`` (repository path -> new content) on the branch; the new head.
+
+        None when every file already has that content (no empty commits). The commit is
+        built from git objects in a scratch index (no checkout is touched until the branch
+        moves), on ``base`` when given (the head the changes were computed from: if the
+        branch is no longer there, :class:`SourceError` and nothing changes), else on the
+        head. The branch then moves as for :meth:`revert` (fast-forward of the checked-out
+        branch, compare-and-swap, or a push with ``--force-with-lease``), with its rules for
+        local checkouts. Contents are stored byte for byte (no filters) and keep an existing
+        file's mode; a path that is, or goes through, a symlink or a directory is refused.
+        ``message`` is stored verbatim.
+        """
+        with self._lock:
+            self._ensure()
+            head = self._head_sha()
+            if base is not None and self._resolve(base) != head:
+                raise SourceError(
+                    f"source {self.name!r}: branch {self.spec.branch!r} moved from {base[:7]} to {head[:7]}; "
+                    "nothing was changed"
+                )
+            if not self.remote and not self._bare:
+                self._check_checkout("commit")
+            new = self._build_commit(head, changes, message, _identity(author))
+            if new is None:
+                return None
+            self._publish(head, new, "commit")
             self._last_head = new
             return self.revision(new)
 
@@ -586,28 +623,28 @@ class GitSource:
 
     # ----- reverting -----------------------------------------------------------------------------
 
-    def _check_checkout(self) -> None:
+    def _check_checkout(self, what: str = "revert") -> None:
         """A local source's checkout must be on the configured branch with tracked files clean."""
         b, where = self.spec.branch, self._cwd
         proc = self._git(["symbolic-ref", "--quiet", "HEAD"], check=False)
         current = proc.stdout.decode().strip().removeprefix("refs/heads/") if proc.returncode == 0 else ""
         if current != b:
-            what = f"branch {current!r}" if current else "a detached HEAD"
+            has = f"branch {current!r}" if current else "a detached HEAD"
             raise SourceError(
-                f"source {self.name!r}: cannot revert: {where} has {what} checked out, not the configured "
+                f"source {self.name!r}: cannot {what}: {where} has {has} checked out, not the configured "
                 f"branch {b!r}; check out {b!r} first"
             )
         busy = [name for name in _IN_PROGRESS if (self._git_dir / name).exists()]
         if busy:
             raise SourceError(
-                f"source {self.name!r}: cannot revert: {where} has an operation in progress ({busy[0]})"
+                f"source {self.name!r}: cannot {what}: {where} has an operation in progress ({busy[0]})"
             )
         out = self._git(["status", "--porcelain=v1", "-z", "--untracked-files=no"]).stdout
         dirty = [r[3:].decode("utf-8", "replace") for r in out.split(b"\0") if len(r) > 3]
         if dirty:
             shown = ", ".join(dirty[:5]) + (", ..." if len(dirty) > 5 else "")
             raise SourceError(
-                f"source {self.name!r}: cannot revert: {where} has uncommitted changes ({shown}); "
+                f"source {self.name!r}: cannot {what}: {where} has uncommitted changes ({shown}); "
                 "commit or stash them first"
             )
 
@@ -692,7 +729,61 @@ class GitSource:
         body += f", reversing\nchanges made to {parents[0]}." if len(parents) > 1 else "."
         return f'Revert "{subject}"\n\n{body}\n\n{REVERT_TRAILER}\n'
 
-    def _publish(self, old: str, new: str) -> None:
+    def _build_commit(
+        self, head: str, changes: Mapping[str, bytes], message: str, ident: dict[str, str]
+    ) -> str | None:
+        """A commit of ``changes`` on top of ``head`` built in a scratch index; None if no change."""
+        files = {self._commit_path(path): data for path, data in changes.items()}
+        modes = self._commit_modes(head, list(files))
+        scratch = Path(tempfile.mkdtemp(prefix="driftdeck-commit-"))
+        env = {**ident, "GIT_INDEX_FILE": str(scratch / "index")}
+        try:
+            self._git(["read-tree", head], env=env)
+            records = []
+            for path, data in files.items():
+                blob = self._git(["hash-object", "-w", "--no-filters", "--stdin"], input=data).stdout
+                records.append(f"{modes.get(path, '100644')} {blob.decode().strip()}\t{path}\0")
+            index_info = "".join(records).encode("utf-8", "surrogateescape")
+            self._git(["update-index", "-z", "--index-info"], input=index_info, env=env)
+            tree = self._git(["write-tree"], env=env).stdout.decode().strip()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if tree == self._git(["rev-parse", f"{head}^{{tree}}"]).stdout.decode().strip():
+            return None
+        text = message if message.endswith("\n") else message + "\n"
+        proc = self._git(["commit-tree", tree, "-p", head, "-F", "-"], input=text.encode(), env=ident)
+        return proc.stdout.decode().strip()
+
+    def _commit_path(self, path: str) -> str:
+        parts = path.split("/")
+        bad = not path or any(
+            p in ("", ".", "..") or p.lower() == ".git" or "\0" in p or "\n" in p for p in parts
+        )
+        if bad:
+            raise SourceError(f"source {self.name!r}: cannot commit {path!r}: not a plain repository path")
+        return path
+
+    def _commit_modes(self, head: str, paths: list[str]) -> dict[str, str]:
+        """Modes of the existing files among ``paths``; refuses symlinks and directories on the way."""
+        wanted = {"/".join(p.split("/")[: i + 1]) for p in paths for i in range(p.count("/") + 1)}
+        out = self._git(["ls-tree", "-t", "-z", "--full-tree", head, "--", *sorted(wanted)]).stdout
+        modes: dict[str, str] = {}
+        for record in out.split(b"\0"):
+            if not record:
+                continue
+            meta, _, raw = record.partition(b"\t")
+            mode, kind, _sha = meta.decode().split(" ")
+            entry = raw.decode("utf-8", "surrogateescape")
+            modes[entry] = mode
+            target = entry in paths
+            if mode == _SYMLINK or kind == "commit" or (kind == "tree") == target:
+                kinds = {_SYMLINK: "a symlink", "160000": "a submodule", "040000": "a directory"}
+                raise SourceError(
+                    f"source {self.name!r}: cannot commit {', '.join(paths)}: {entry!r} is {kinds.get(mode, 'a file')}"
+                )
+        return modes
+
+    def _publish(self, old: str, new: str, what: str = "revert") -> None:
         """Move the branch from ``old`` to ``new``: fast-forward, compare-and-swap, or push."""
         b = self.spec.branch
         if self.remote:
@@ -711,23 +802,23 @@ class GitSource:
             if proc.returncode != 0:
                 detail = (proc.stdout + proc.stderr).decode(errors="replace").strip()
                 raise SourceError(
-                    f"source {self.name!r}: pushing the revert to {self.spec.url} ({b}) was rejected; the remote "
+                    f"source {self.name!r}: pushing the {what} to {self.spec.url} ({b}) was rejected; the remote "
                     f"branch may have moved since the last fetch: fetch and retry. git said: {detail}"
                 )
-            self._git(["update-ref", "-m", "driftdeck: revert pushed", self.branch_ref, new, old])
+            self._git(["update-ref", "-m", f"driftdeck: {what} pushed", self.branch_ref, new, old])
         elif self._bare:
             proc = self._git(
-                ["update-ref", "-m", "driftdeck: revert", f"refs/heads/{b}", new, old], check=False
+                ["update-ref", "-m", f"driftdeck: {what}", f"refs/heads/{b}", new, old], check=False
             )
             if proc.returncode != 0:
                 raise SourceError(
-                    f"source {self.name!r}: branch {b!r} moved during the revert; nothing was changed"
+                    f"source {self.name!r}: branch {b!r} moved during the {what}; nothing was changed"
                 )
         else:
             proc = self._git([*_NO_HOOKS, "merge", "--ff-only", "--quiet", new], check=False)
             if proc.returncode != 0:
                 raise SourceError(
-                    f"source {self.name!r}: could not fast-forward {b!r} in {self._cwd} to the revert commit "
+                    f"source {self.name!r}: could not fast-forward {b!r} in {self._cwd} to the {what} commit "
                     f"{new[:7]} (the branch or working tree changed meanwhile): "
                     f"{proc.stderr.decode(errors='replace').strip()}"
                 )

@@ -12,7 +12,10 @@ from dataclasses import FrozenInstanceError, dataclass
 import pytest
 
 from core.events import (
+    ActionChanged,
     AppError,
+    ApprovalDecided,
+    ApprovalRequested,
     AppSuspended,
     DriftDetected,
     DriftResolved,
@@ -20,20 +23,33 @@ from core.events import (
     EventBus,
     HealthChanged,
     Lagged,
+    LogLines,
     ObjectHealthChanged,
     PlanReady,
     RevertCommitted,
     RevisionDetected,
+    RunFinished,
+    RunStarted,
+    StageChanged,
     SubscriptionClosed,
     SyncFinished,
     SyncStarted,
     SyncStatusChanged,
+    TransitionChanged,
     event_types,
 )
 from core.model import Action, Health, Location, ObjRef, Plan, PlanItem, Problem, Revision, SyncStatus
 
 REF = ObjRef("apps", "Deployment", "web", "api")
 CORE_EVENTS: list[Event] = [
+    RunStarted("web", "web-20261128-1412-3f2a", "abc123", "manual", "alice", {"ENV": "prod"}),
+    RunFinished("web", "web-20261128-1412-3f2a", "Failed", "stage build failed: test: exit code 1"),
+    StageChanged("web", "web-20261128-1412-3f2a", "build", "InProgress"),
+    ActionChanged("web", "web-20261128-1412-3f2a", "build", "test", "Failed", "exit code 1", attempt=2),
+    LogLines("web", "web-20261128-1412-3f2a", "build", "test", ("line 1", "line 2"), "stderr"),
+    ApprovalRequested("web", "web-20261128-1412-3f2a", "release", "ok", "ship it?", 86400.0),
+    ApprovalDecided("web", "web-20261128-1412-3f2a", "release", "ok", False, "bob", "not today"),
+    TransitionChanged("web", "deploy", False, "carol", "change freeze"),
     Lagged(3),
     RevisionDetected("config", Revision("a" * 40, "Ada <ada@example.org>", "fix: replicas\n\nbody", "2024-05-01T10:00:00Z", "main")),
     PlanReady("web", "abc123", 1, 2, 3, 4, 1, (Problem("bad field", Location("apps/web/d.yaml", 7), "Deployment/web/api", "spec.x"),)),
