@@ -32,6 +32,7 @@ import contextlib
 import functools
 import gc
 import json
+import re
 import posixpath
 import shutil
 import subprocess
@@ -121,12 +122,22 @@ _BaseLoader: Any = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
 LIBYAML = _BaseLoader is not yaml.SafeLoader
 
 
+# Where go-yaml v2 (kubectl, the apiserver) and PyYAML's YAML 1.1 disagree, read as kubectl does:
+# base-60 numbers (`12:30`) are strings, and `y`/`n` are booleans.
+_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
+_GO_BOOLS = {"y": True, "Y": True, "n": False, "N": False}
+
+
 class _Loader(_BaseLoader):
     """SafeLoader (C when available) with a faster tag resolver: same rules, no path resolvers."""
 
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is ScalarNode:
             if implicit[0]:
+                if value in _GO_BOOLS:
+                    return _BOOL
+                if ":" in value and _SEXAGESIMAL.match(value):
+                    return _STR
                 for tag, regexp in _IMPLICIT.get(value[:1], ()):
                     if regexp.match(value):
                         return tag
@@ -263,9 +274,9 @@ def _yaml11_float(text: str) -> float:
 
 def _yaml11_bool(text: str) -> bool:
     low = text.lower()
-    if low in ("yes", "true", "on"):
+    if low in ("yes", "true", "on", "y"):
         return True
-    if low in ("no", "false", "off"):
+    if low in ("no", "false", "off", "n"):
         return False
     raise ValueError(text)
 
@@ -761,7 +772,7 @@ def _type_message(types: list[str], v: Any) -> str:
     words = " or ".join(_TYPE_WORDS.get(t, t) for t in wanted)
     message = f"expected {words}, got {_describe(v)}"
     if "string" in wanted and isinstance(v, bool):
-        message += " (YAML 1.1 reads yes/no/on/off/true/false as booleans: quote the value)"
+        message += " (YAML 1.1 reads y/n/yes/no/on/off/true/false as booleans: quote the value)"
     elif "string" in wanted and isinstance(v, int | float):
         message += " (quote the value)"
     return message

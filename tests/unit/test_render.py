@@ -344,7 +344,7 @@ data:
     _, problems = run({"app/f.yaml": text}, validate=True)
     assert problems == [
         "app/f.yaml:5: ConfigMap/dev/flags: data.enabled: expected string, got boolean true "
-        "(YAML 1.1 reads yes/no/on/off/true/false as booleans: quote the value)",
+        "(YAML 1.1 reads y/n/yes/no/on/off/true/false as booleans: quote the value)",
         "app/f.yaml:6: ConfigMap/dev/flags: data.mode: expected string, got integer 8 (quote the value)",
     ]
 
@@ -502,7 +502,7 @@ def test_validate_manifest_standalone() -> None:
         (
             "spec.strategy.rollingUpdate.maxSurge",
             "expected string or integer, got boolean true "
-            "(YAML 1.1 reads yes/no/on/off/true/false as booleans: quote the value)",
+            "(YAML 1.1 reads y/n/yes/no/on/off/true/false as booleans: quote the value)",
         ),
     ]
     assert {(str(p.location), p.obj) for p in problems} == {("d.yaml:1", "Deployment.apps/web")}
@@ -697,3 +697,14 @@ def test_kustomize_without_kubectl_is_a_clear_problem(tmp_path: Path) -> None:
         f"app/kustomization.yaml: app/kustomization.yaml needs kustomize, but kubectl was not found at "
         f"{tmp_path / 'no-kubectl'}: install kubectl (it includes kustomize)"
     ]
+
+
+def test_scalars_read_as_kubectl_reads_them() -> None:
+    """go-yaml v2 (kubectl) has no base-60 numbers and reads y/n as booleans; so do we."""
+    files = {"a/x.yaml": b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {t: 12:30, u: y}\n"}
+    manifests, problems = render(files, "a", default_namespace="d", namespaced=lambda a, k: True, validate=True)
+    assert manifests == [] or manifests[0].obj["data"]["t"] == "12:30"
+    assert [p.field for p in problems] == ["data.u"] and "got boolean true" in problems[0].message
+    ok = {"a/x.yaml": b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {t: 12:30}\n"}
+    manifests, problems = render(ok, "a", default_namespace="d", namespaced=lambda a, k: True, validate=True)
+    assert problems == [] and manifests[0].obj["data"] == {"t": "12:30"}
