@@ -32,8 +32,8 @@ import contextlib
 import functools
 import gc
 import json
-import re
 import posixpath
+import re
 import shutil
 import subprocess
 import tempfile
