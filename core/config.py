@@ -594,7 +594,7 @@ def read_yaml(data: bytes, file: str, *, what: str = "config") -> tuple[Any, dic
     builder = _Data(file, problems)
     root: Any = None
     try:
-        for i, node in enumerate(compose_documents(text)):
+        for i, node in enumerate(compose_documents(text, manifest=False)):
             if i == 0:
                 root = builder.build(node, ())
             else:

@@ -131,10 +131,12 @@ _GO_BOOLS = {"y": True, "Y": True, "n": False, "N": False}
 class _Loader(_BaseLoader):
     """SafeLoader (C when available) with a faster tag resolver: same rules, no path resolvers."""
 
+    go_bools = True  # manifests: y/n are booleans, as kubectl reads them
+
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
         if kind is ScalarNode:
             if implicit[0]:
-                if value in _GO_BOOLS:
+                if self.go_bools and value in _GO_BOOLS:
                     return _BOOL
                 if ":" in value and _SEXAGESIMAL.match(value):
                     return _STR
@@ -206,13 +208,20 @@ def _check_expansion(root: Node) -> None:
                 stack.append((v, False))
 
 
-def compose_documents(text: str) -> Iterator[Node]:
+class _OwnLoader(_Loader):
+    """For driftdeck's own files (config, pipelines): ``y``/``n`` stay strings."""
+
+    go_bools = False
+
+
+def compose_documents(text: str, *, manifest: bool = True) -> Iterator[Node]:
     """Yield the root node of each YAML document in ``text`` (aliases checked when present).
 
+    ``manifest``: read scalars as kubectl does (``y``/``n`` are booleans); False for our own files.
     Raises :class:`YamlError` (with the line) on a syntax error or an alias bomb.
     """
     check_aliases = "&" in text and "*" in text
-    loader = _Loader(text)
+    loader = (_Loader if manifest else _OwnLoader)(text)
     try:
         while True:
             try:

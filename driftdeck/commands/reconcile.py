@@ -302,7 +302,17 @@ def _watch(args: argparse.Namespace) -> int:
 
         task = asyncio.create_task(printer())
         await engine.start()
-        await stop.wait()
+        # Pipelines: triggers, and approve/reject/stop/retry from other processes (core/pipelines/service.py).
+        from core.pipelines.service import PipelineService
+
+        pipelines = PipelineService(engine, engine.config)
+        for problem in pipelines.problems:
+            print(f"driftdeck: {problem}", file=sys.stderr)
+        await pipelines.start()
+        try:
+            await stop.wait()
+        finally:
+            await pipelines.stop()
         task.cancel()
         return EXIT_OK
 

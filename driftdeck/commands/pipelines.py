@@ -1,0 +1,283 @@
+"""Pipeline verbs: run, runs, logs, approve, reject, retry, stop, trace.
+
+``run`` executes a run in this process (approvals can come from another terminal through
+the commands table). approve/reject/retry/stop queue a command for the process running
+the run (``driftdeck run`` or ``driftdeck watch``) and wait for its answer. Exit codes:
+0 ok, 1 the run did not succeed, 2 errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from core.engine import Engine
+from core.events import ActionChanged, ApprovalRequested, LogLines, RunFinished, StageChanged
+from core.pipelines.scheduler import SchedulerError
+from core.pipelines.service import CommandQueue, PipelineService, default_store_path, trace_app
+from core.pipelines.store import RunStore
+from core.pipelines.types import Status
+from driftdeck.commands.reconcile import EXIT_DIFF, EXIT_ERROR, EXIT_OK, _run, who
+
+COMMAND_WAIT = 10.0
+
+
+def _store(args: argparse.Namespace) -> RunStore:
+    return RunStore(args.store or default_store_path())
+
+
+def _dump(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+# ----- run -----------------------------------------------------------------------------------------
+
+
+def _run_pipeline(args: argparse.Namespace) -> int:
+    variables: dict[str, str] = {}
+    for kv in args.var or ():
+        key, sep, value = kv.partition("=")
+        if not sep or not key:
+            print(f"driftdeck: --var {kv!r}: expected K=V", file=sys.stderr)
+            return EXIT_ERROR
+        variables[key] = value
+
+    async def body(engine: Engine) -> int:
+        engine.activate()
+        svc = PipelineService(engine, engine.config, store=_store(args))
+        for p in svc.problems:
+            print(f"driftdeck: {p}", file=sys.stderr)
+        await svc.load_repo_pipelines()
+        spec = svc.scheduler.specs.get(args.pipeline)
+        if spec is None:
+            print(f"driftdeck: no pipeline {args.pipeline!r} (pipelines: {', '.join(sorted(svc.scheduler.specs)) or 'none'})",
+                  file=sys.stderr)
+            await svc.stop()
+            return EXIT_ERROR
+        sub = engine.bus.subscribe(types=(ActionChanged, StageChanged, LogLines, ApprovalRequested, RunFinished))
+        await svc.start(watch=False)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            revision = await asyncio.to_thread(engine.source(spec.source).head)
+            run_id = await svc.scheduler.start_run(args.pipeline, revision, variables=variables, stage=args.stage,
+                                                   trigger="manual", who=who())
+        except SchedulerError as exc:
+            print(f"driftdeck: {exc}", file=sys.stderr)
+            await svc.stop()
+            return EXIT_ERROR
+        if args.output != "json":
+            print(f"run {run_id} of {args.pipeline} at {revision.short}", flush=True)
+
+        async def printer() -> None:
+            async for ev in sub:
+                if getattr(ev, "run_id", None) != run_id or args.output == "json":
+                    continue
+                if isinstance(ev, LogLines):
+                    for line in ev.lines:
+                        print(f"  [{ev.stage}/{ev.action}] {line}", flush=True)
+                elif isinstance(ev, ActionChanged):
+                    msg = f": {ev.message}" if ev.message else ""
+                    print(f"{ev.stage}/{ev.action} {ev.status}{msg}", flush=True)
+                elif isinstance(ev, StageChanged):
+                    print(f"stage {ev.stage} {ev.status}", flush=True)
+                elif isinstance(ev, ApprovalRequested):
+                    print(f"{ev.stage}/{ev.action} waiting for approval{': ' + ev.message if ev.message else ''}"
+                          f" (driftdeck approve {run_id} {ev.action})", flush=True)
+
+        printing = asyncio.create_task(printer())
+        waiting = asyncio.create_task(svc.scheduler.wait(run_id))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiting.done():
+            print("stopping (Ctrl-C again to abandon)...", file=sys.stderr, flush=True)
+            with contextlib.suppress(SchedulerError):
+                svc.scheduler.stop(run_id, abandon=False, who=who())
+            stop.clear()
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                with contextlib.suppress(SchedulerError):
+                    svc.scheduler.stop(run_id, abandon=True, who=who())
+                await waiting
+        stopping.cancel()
+        status = waiting.result()
+        await asyncio.sleep(0.1)  # let the printer drain the last events
+        printing.cancel()
+        svc.store.flush_logs(5.0)
+        row = svc.store.run(run_id)
+        if args.output == "json":
+            _dump(row)
+        else:
+            print(f"run {run_id} {status}{': ' + row['message'] if row and row['message'] else ''}")
+        await svc.stop()
+        svc.store.close()
+        return EXIT_OK if status is Status.SUCCEEDED else EXIT_DIFF
+
+    return _run(args, body)
+
+
+# ----- read verbs -----------------------------------------------------------------------------------
+
+
+def _runs(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        rows = store.runs(args.pipeline, limit=args.limit)
+    if args.output == "json":
+        _dump(rows)
+        return EXIT_OK
+    print(f"{'RUN':<36} {'STATUS':<12} {'REVISION':<9} {'TRIGGER':<8} {'STARTED':<20} MESSAGE")
+    for r in rows:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started"]))
+        print(f"{r['id']:<36} {r['status']!s:<12} {r['revision'][:7]:<9} {r['trigger']:<8} {started:<20} {r['message']}")
+    return EXIT_OK
+
+
+def _logs(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        run = store.run(args.run)
+        if run is None:
+            print(f"driftdeck: no run {args.run!r}", file=sys.stderr)
+            return EXIT_ERROR
+        printed: dict[tuple[str, str, int], int] = {}
+        while True:
+            run = store.run(args.run) or run
+            for stage in run["stages"]:
+                for a in stage["actions"]:
+                    if args.action and a["action"] != args.action:
+                        continue
+                    key = (stage["stage"], a["action"], a["attempt"])
+                    lines = list(store.read_log(args.run, stage["stage"], a["action"], a["attempt"]))
+                    for line in lines[printed.get(key, 0):]:
+                        prefix = "" if args.action else f"[{stage['stage']}/{a['action']}#{a['attempt']}] "
+                        print(prefix + line, flush=True)
+                    printed[key] = len(lines)
+            if not args.follow or Status(run["status"]).done:
+                return EXIT_OK
+            time.sleep(0.5)
+
+
+def _trace(args: argparse.Namespace) -> int:
+    async def body(engine: Engine) -> int:
+        with _store(args) as store:
+            out = await asyncio.to_thread(trace_app, engine, store, args.app)
+        if args.output == "json":
+            _dump(out)
+            return EXIT_OK
+        sync, cm, run, src = out["sync"], out["commit"], out["run"], out["source_revision"]
+        if sync:
+            print(f"live:    {args.app} synced {sync['revision'][:7]} by {sync['who']}")
+        if cm:
+            print(f"commit:  {cm['sha'][:7]} in {cm['source']}: {cm['subject']} ({cm['author']})")
+        if run:
+            print(f"run:     {run['id']} of {run['pipeline']}: {run['status']} ({run['trigger']} by {run['who']})")
+        if src:
+            print(f"source:  {src['sha'][:7]} {src.get('subject', '')}")
+        if out["message"]:
+            print(f"note:    {out['message']}")
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+# ----- commands for the process that runs a run -------------------------------------------------------
+
+
+def _command(args: argparse.Namespace) -> int:
+    verb = args.verb
+    target = getattr(args, "action", None) or getattr(args, "stage", None) or ""
+    extra: dict[str, Any] = {}
+    if verb in ("approve", "reject"):
+        extra["comment"] = args.message or ""
+    elif verb == "stop":
+        extra["abandon"] = bool(args.abandon)
+    elif verb == "retry":
+        extra["failed_only"] = bool(args.failed_only)
+    with _store(args) as store:
+        if not store.run_exists(args.run):
+            print(f"driftdeck: no run {args.run!r}", file=sys.stderr)
+            return EXIT_ERROR
+        queue = CommandQueue(store.path)
+        try:
+            cid = queue.submit(verb, args.run, target, extra, who=who())
+            print(f"queued for the process running {args.run}", flush=True)
+            deadline = time.monotonic() + args.wait
+            while time.monotonic() < deadline:
+                result = queue.result(cid)
+                if result is not None:
+                    print(result.get("message", ""))
+                    return EXIT_OK if result.get("ok") else EXIT_ERROR
+                time.sleep(0.2)
+        finally:
+            queue.close()
+    print(f"driftdeck: no process picked the command up within {args.wait:g}s: is the run being executed by "
+          f"`driftdeck run` or `driftdeck watch`? (the command stays queued)", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def register(sub: Any) -> None:
+    def common(p: argparse.ArgumentParser, output: bool = True, config: bool = False) -> None:
+        if config:
+            p.add_argument("-c", "--config", default="driftdeck.yaml", help="configuration file (default ./driftdeck.yaml)")
+        p.add_argument("--store", type=Path, help=f"pipeline run database (default {default_store_path()})")
+        if output:
+            p.add_argument("-o", "--output", choices=["text", "json"], default="text")
+
+    p = sub.add_parser("run", help="run a pipeline in this process, streaming its logs")
+    common(p, config=True)
+    p.add_argument("pipeline")
+    p.add_argument("--stage", help="start from this stage (earlier outputs: their last successful run)")
+    p.add_argument("--var", action="append", metavar="K=V", help="a variable (repeatable)")
+    p.set_defaults(func=_run_pipeline)
+
+    p = sub.add_parser("runs", help="pipeline runs, newest first")
+    common(p)
+    p.add_argument("pipeline", nargs="?")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=_runs)
+
+    p = sub.add_parser("logs", help="the logs of a run (or one action)")
+    common(p, output=False)
+    p.add_argument("run")
+    p.add_argument("action", nargs="?")
+    p.add_argument("-f", "--follow", action="store_true", help="follow until the run ends")
+    p.set_defaults(func=_logs)
+
+    for verb, helptext in (("approve", "approve a waiting approval"), ("reject", "reject a waiting approval")):
+        p = sub.add_parser(verb, help=helptext)
+        common(p, output=False)
+        p.add_argument("run")
+        p.add_argument("action")
+        p.add_argument("-m", "--message", help="a comment kept with the decision")
+        p.add_argument("--wait", type=float, default=COMMAND_WAIT, help=argparse.SUPPRESS)
+        p.set_defaults(func=_command)
+
+    p = sub.add_parser("retry", help="retry a stage of a finished run")
+    common(p, output=False)
+    p.add_argument("run")
+    p.add_argument("stage")
+    p.add_argument("--failed-only", action="store_true", help="only the failed/abandoned/never-run actions")
+    p.add_argument("--wait", type=float, default=COMMAND_WAIT, help=argparse.SUPPRESS)
+    p.set_defaults(func=_command)
+
+    p = sub.add_parser("stop", help="stop a run (in-flight actions finish unless --abandon)")
+    common(p, output=False)
+    p.add_argument("run")
+    p.add_argument("--abandon", action="store_true")
+    p.add_argument("--wait", type=float, default=COMMAND_WAIT, help=argparse.SUPPRESS)
+    p.set_defaults(func=_command)
+
+    p = sub.add_parser("trace", help="which runs and commits led to what is live for an app")
+    common(p, config=True)
+    p.add_argument("app")
+    p.set_defaults(func=_trace)
