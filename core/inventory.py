@@ -3,12 +3,12 @@ kept in the history database so every process (CLI, watch, daemon) agrees."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
 from core.model import ObjRef
+from core.sqlite_db import open_db, write_tx
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inventory (app TEXT NOT NULL, ref TEXT NOT NULL, api_version TEXT NOT NULL,
@@ -20,10 +20,7 @@ CREATE TABLE IF NOT EXISTS app_flags (app TEXT PRIMARY KEY, suspended INTEGER NO
 
 class Inventory:
     def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = open_db(str(path))
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 
@@ -37,13 +34,11 @@ class Inventory:
         return {ObjRef.from_inventory_id(ref): api_version for ref, api_version in rows}
 
     def replace(self, app: str, items: dict[ObjRef, str]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.execute("DELETE FROM inventory WHERE app=?", (app,))
-            self._db.executemany(
+        with write_tx(self._db, self._lock) as db:
+            db.execute("DELETE FROM inventory WHERE app=?", (app,))
+            db.executemany(
                 "INSERT INTO inventory VALUES (?,?,?)", [(app, r.inventory_id, v) for r, v in items.items()]
             )
-            self._db.execute("COMMIT")
 
     def suspended(self, app: str) -> bool:
         with self._lock:

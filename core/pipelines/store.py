@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from core.model import Revision
 from core.pipelines.types import Status
+from core.sqlite_db import open_db, write_tx
 
 __all__ = ["RunStore", "RunStoreError"]
 
@@ -198,20 +199,11 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike[str], logs_dir: str | os.PathLike[str] | None = None) -> None:
         self.path = str(path)
-        if self.path == ":memory:":
-            if logs_dir is None:
-                raise RunStoreError("an in-memory RunStore needs an explicit logs_dir")
-        else:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        if self.path == ":memory:" and logs_dir is None:
+            raise RunStoreError("an in-memory RunStore needs an explicit logs_dir")
         self.logs_dir = Path(logs_dir) if logs_dir is not None else Path(self.path).parent / "logs"
         self._lock = threading.RLock()
-        self._db: sqlite3.Connection | None = sqlite3.connect(
-            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
-        )
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db: sqlite3.Connection | None = open_db(self.path)
         # Checkpoints (which fsync) run on the writer thread, not in the caller's commits.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._commits = 0
@@ -229,16 +221,8 @@ class RunStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            db = self._conn
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._lock, write_tx(self._conn, self._lock) as db:
+            yield db
             self._commits += 1
             if self._commits % CHECKPOINT_EVERY == 0:
                 self._writer.put("checkpoint", Path())
