@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) bench/render_bench.py
 	$(PY) bench/source_bench.py
 	$(PY) bench/drift_bench.py
+	$(PY) bench/scheduler_bench.py
 	@test ! -f bench/engine_bench.py || $(PY) bench/engine_bench.py
 
 clean:
