@@ -172,12 +172,14 @@ class PipelineService:
 
     # ----- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self, *, watch: bool = True) -> None:
-        """Recover interrupted runs, listen for new revisions, poll the commands table."""
+    async def start(self, *, watch: bool = True, recover: bool = True) -> None:
+        """Recover interrupted runs, listen for new revisions, poll the commands table.
+
+        ``recover=False`` leaves unfinished runs alone (they may belong to another process)."""
         if self._started:
             return
         self._started = True
-        n = self.scheduler.recover()
+        n = self.scheduler.recover() if recover else 0
         if n:
             log.info("pipelines: %d run(s) interrupted by a previous stop", n)
         for src in self._trigger_sources():

@@ -21,7 +21,13 @@ from typing import Any
 from core.engine import Engine
 from core.events import ActionChanged, ApprovalRequested, LogLines, RunFinished, StageChanged
 from core.pipelines.scheduler import SchedulerError
-from core.pipelines.service import CommandQueue, PipelineService, default_store_path, trace_app
+from core.pipelines.service import (
+    COMMAND_POLL_SECONDS,
+    CommandQueue,
+    PipelineService,
+    default_store_path,
+    trace_app,
+)
 from core.pipelines.store import RunStore
 from core.pipelines.types import Status
 from driftdeck.commands.reconcile import EXIT_DIFF, EXIT_ERROR, EXIT_OK, _run, who
@@ -62,7 +68,7 @@ def _run_pipeline(args: argparse.Namespace) -> int:
             await svc.stop()
             return EXIT_ERROR
         sub = engine.bus.subscribe(types=(ActionChanged, StageChanged, LogLines, ApprovalRequested, RunFinished))
-        await svc.start(watch=False)
+        await svc.start(watch=False, recover=False)  # runs of other processes are theirs; `driftdeck watch` recovers
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -212,17 +218,67 @@ def _command(args: argparse.Namespace) -> int:
             cid = queue.submit(verb, args.run, target, extra, who=who())
             print(f"queued for the process running {args.run}", flush=True)
             deadline = time.monotonic() + args.wait
+            # A retry of a finished run that no `driftdeck watch` picks up within a few polls
+            # is withdrawn (claimed, so nobody else takes it) and carried out in this process.
+            here_at = time.monotonic() + min(args.wait / 2, 4 * COMMAND_POLL_SECONDS)
             while time.monotonic() < deadline:
                 result = queue.result(cid)
                 if result is not None:
                     print(result.get("message", ""))
                     return EXIT_OK if result.get("ok") else EXIT_ERROR
+                if verb == "retry" and time.monotonic() >= here_at and queue.claim(cid):
+                    return _retry_here(args, queue, cid)
                 time.sleep(0.2)
         finally:
             queue.close()
     print(f"driftdeck: no process picked the command up within {args.wait:g}s: is the run being executed by "
           f"`driftdeck run` or `driftdeck watch`? (the command stays queued)", file=sys.stderr)
     return EXIT_ERROR
+
+
+def _retry_here(args: argparse.Namespace, queue: CommandQueue, cid: int) -> int:
+    """Carry out a claimed retry command in this process, streaming the logs like ``run``."""
+
+    async def body(engine: Engine) -> int:
+        engine.activate()
+        svc = PipelineService(engine, engine.config, store=_store(args))
+        await svc.load_repo_pipelines()
+        sub = engine.bus.subscribe(types=(ActionChanged, LogLines))
+        # No recovery: other processes' runs in the store are still theirs.
+        await svc.start(watch=False, recover=False)
+        try:
+            await svc.scheduler.retry(args.run, args.stage, failed_only=bool(args.failed_only), who=who())
+        except SchedulerError as exc:
+            await asyncio.to_thread(queue.finish, cid, False, str(exc))
+            print(f"driftdeck: {exc}", file=sys.stderr)
+            await svc.stop()
+            svc.store.close()
+            return EXIT_ERROR
+        await asyncio.to_thread(queue.finish, cid, True, f"retrying {args.stage} of {args.run} in this process")
+        print(f"retrying {args.stage} of {args.run} in this process (no other process picked it up)", flush=True)
+
+        async def printer() -> None:
+            async for ev in sub:
+                if getattr(ev, "run_id", None) != args.run:
+                    continue
+                if isinstance(ev, LogLines):
+                    for line in ev.lines:
+                        print(f"  [{ev.stage}/{ev.action}] {line}", flush=True)
+                elif isinstance(ev, ActionChanged):
+                    print(f"{ev.stage}/{ev.action} {ev.status}{': ' + ev.message if ev.message else ''}", flush=True)
+
+        printing = asyncio.create_task(printer())
+        status = await svc.scheduler.wait(args.run)
+        await asyncio.sleep(0.1)  # let the printer drain the last events
+        printing.cancel()
+        svc.store.flush_logs(5.0)
+        row = svc.store.run(args.run)
+        print(f"run {args.run} {status}{': ' + row['message'] if row and row['message'] else ''}")
+        await svc.stop()
+        svc.store.close()
+        return EXIT_OK if status is Status.SUCCEEDED else EXIT_DIFF
+
+    return _run(args, body)
 
 
 def register(sub: Any) -> None:
@@ -262,8 +318,8 @@ def register(sub: Any) -> None:
         p.add_argument("--wait", type=float, default=COMMAND_WAIT, help=argparse.SUPPRESS)
         p.set_defaults(func=_command)
 
-    p = sub.add_parser("retry", help="retry a stage of a finished run")
-    common(p, output=False)
+    p = sub.add_parser("retry", help="retry a stage of a finished run (here, if no other process takes it)")
+    common(p, output=False, config=True)  # config: to carry the retry out in this process
     p.add_argument("run")
     p.add_argument("stage")
     p.add_argument("--failed-only", action="store_true", help="only the failed/abandoned/never-run actions")
