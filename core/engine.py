@@ -66,6 +66,24 @@ class AppRuntime:
     baselines: dict[ObjRef, Baseline] = field(default_factory=dict)
     drifted: dict[ObjRef, Drift] = field(default_factory=dict)
     obj_health: dict[ObjRef, tuple[Health, str]] = field(default_factory=dict)
+    # The same, bucketed by health, so an app's worst health is found in O(1) per event.
+    by_health: dict[Health, dict[ObjRef, str]] = field(default_factory=lambda: {h: {} for h in Health})
+
+    def set_object_health(self, ref: ObjRef, value: tuple[Health, str] | None) -> None:
+        before = self.obj_health.pop(ref, None)
+        if before is not None:
+            self.by_health[before[0]].pop(ref, None)
+        if value is not None:
+            self.obj_health[ref] = value
+            self.by_health[value[0]][ref] = value[1]
+
+    def worst(self) -> tuple[ObjRef, Health, str] | None:
+        for health in sorted(Health, key=lambda h: h.severity, reverse=True):
+            bucket = self.by_health[health]
+            if bucket:
+                ref = next(iter(bucket))
+                return ref, health, bucket[ref]
+        return None
     health: Health = Health.UNKNOWN
     health_reason: str = ""
     sync_status: SyncStatus = SyncStatus.UNKNOWN
@@ -220,7 +238,9 @@ class Engine:
         elif not rt.obj_health:
             health, reason = (Health.UNKNOWN, "not planned yet") if rt.revision is None else (Health.HEALTHY, "no objects")
         else:
-            ref, (health, reason) = max(rt.obj_health.items(), key=lambda kv: kv[1][0].severity)
+            worst = rt.worst()
+            assert worst is not None
+            ref, health, reason = worst
             if health != Health.HEALTHY:
                 reason = f"{ref}: {reason}"
             else:
@@ -248,7 +268,7 @@ class Engine:
         health, reason = assess(obj)
         if rt.obj_health.get(ref) != (health, reason):
             before = rt.obj_health.get(ref)
-            rt.obj_health[ref] = (health, reason)
+            rt.set_object_health(ref, (health, reason))
             if before is None or before[0] != health:
                 self.emit(ObjectHealthChanged(rt.spec.name, ref, health, reason))
 
@@ -391,7 +411,7 @@ class Engine:
         for ref in list(rt.baselines):
             if ref not in manifests:
                 rt.baselines.pop(ref, None)
-                rt.obj_health.pop(ref, None)
+                rt.set_object_health(ref, None)
                 rt.drifted.pop(ref, None)
                 if self._owner.get(ref) == spec.name:
                     self._owner.pop(ref, None)
