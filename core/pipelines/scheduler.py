@@ -448,6 +448,26 @@ class Scheduler:
         self.bus.publish(TransitionChanged(pipeline, stage, enabled, who, reason))
         self._pump(pipeline, stage)
 
+    def sync_transitions(self) -> int:
+        """Adopt the store's disabled transitions (changed by another process, or by the CLI
+        writing the store directly when no process picked its command up); holds or releases
+        runs accordingly. Returns how many transitions changed."""
+        stored = {(t["pipeline"], t["stage"]): (t["who"], t["reason"]) for t in self.store.disabled_transitions()}
+        changed = 0
+        for key in set(self._disabled) | set(stored):
+            if self._disabled.get(key) == stored.get(key):
+                continue
+            changed += 1
+            if key in stored:
+                self._disabled[key] = stored[key]
+                who, reason = stored[key]
+                self.bus.publish(TransitionChanged(key[0], key[1], False, who, reason))
+            else:
+                self._disabled.pop(key, None)
+                self.bus.publish(TransitionChanged(key[0], key[1], True))
+            self._pump(*key)
+        return changed
+
     def transitions(self, pipeline: str | None = None) -> dict[tuple[str, str], tuple[str, str]]:
         """Disabled transitions: (pipeline, stage) → (who, reason)."""
         return {k: v for k, v in self._disabled.items() if pipeline is None or k[0] == pipeline}

@@ -40,7 +40,7 @@ __all__ = ["COMMAND_POLL_SECONDS", "CommandQueue", "PipelineService", "changed_f
 log = logging.getLogger(__name__)
 
 COMMAND_POLL_SECONDS = 0.5
-VERBS = ("approve", "reject", "stop", "retry")
+VERBS = ("approve", "reject", "stop", "retry", "transition")  # transition: run_id holds the pipeline
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS pipeline_commands (
     id INTEGER PRIMARY KEY,
@@ -280,6 +280,11 @@ class PipelineService:
 
     async def _poll_commands(self) -> None:
         while True:
+            try:
+                # Transitions another process (or the CLI, directly) changed in the store.
+                self.scheduler.sync_transitions()
+            except Exception as exc:
+                log.warning("pipelines: cannot read the transitions: %s", exc)
             with contextlib.suppress(sqlite3.Error):
                 for row in await asyncio.to_thread(self.commands.pending):
                     if not await asyncio.to_thread(self._ours, row):
@@ -293,6 +298,8 @@ class PipelineService:
         the run has finished and this process knows its pipeline."""
         if row["run_id"] in self.scheduler.active:
             return True
+        if row["verb"] == "transition":
+            return bool(row["run_id"] in self.scheduler.specs)
         if row["verb"] != "retry":
             return False
         run = self.store.run(row["run_id"])
@@ -314,6 +321,10 @@ class PipelineService:
             elif verb == "retry":
                 await self.scheduler.retry(run_id, target, failed_only=bool(args.get("failed_only", True)), who=who)
                 msg = f"retrying {target} of {run_id}"
+            elif verb == "transition":
+                enabled = bool(args.get("enabled"))
+                self.scheduler.set_transition(run_id, target, enabled, who=who, reason=str(args.get("reason", "")))
+                msg = f"{'enabled' if enabled else 'disabled'} the transition to {target} of {run_id}"
             else:
                 raise SchedulerError(f"unknown verb {verb!r}")
             ok = True

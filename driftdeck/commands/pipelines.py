@@ -1,9 +1,17 @@
-"""Pipeline verbs: run, runs, logs, approve, reject, retry, stop, trace.
+"""Pipeline verbs: run, runs, logs, approve, reject, retry, stop, transition(s), trace.
 
 ``run`` executes a run in this process (approvals can come from another terminal through
 the commands table). approve/reject/retry/stop queue a command for the process running
 the run (``driftdeck run`` or ``driftdeck watch``) and wait for its answer. Exit codes:
 0 ok, 1 the run did not succeed, 2 errors.
+
+``transition PIPELINE STAGE --disable|--enable`` goes to the process running the pipeline
+through the same queue; when none picks it up it is written to the store, which every later
+``run``/``watch`` reads at start (and running ones re-read at each command poll).
+
+Operator commands (run, approve, reject, retry, stop, transition) add an audit row to the
+history database: who, action, target (the pipeline or the run id), arguments (variable
+names only, never their values) and the result.
 """
 
 from __future__ import annotations
@@ -12,12 +20,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from core import paths
 from core.engine import Engine
 from core.events import ActionChanged, ApprovalRequested, LogLines, RunFinished, StageChanged
 from core.pipelines.scheduler import SchedulerError
@@ -43,6 +53,27 @@ def _dump(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
+# ----- audit -----------------------------------------------------------------------------------------
+
+
+def _terminal() -> str:
+    for fd in (0, 1, 2):
+        with contextlib.suppress(OSError):
+            return os.ttyname(fd)
+    return ""
+
+
+def _audit(action: str, target: str, details: dict[str, Any], result: str) -> None:
+    """An audit row in the history database (never secret values: callers pass names only)."""
+    from core.history import History
+
+    try:
+        with History(paths.history_db()) as hist:
+            hist.add_audit(who(), action, target, details, result, terminal=_terminal())
+    except Exception as exc:
+        print(f"driftdeck: cannot write the audit log: {exc}", file=sys.stderr)
+
+
 # ----- run -----------------------------------------------------------------------------------------
 
 
@@ -54,6 +85,7 @@ def _run_pipeline(args: argparse.Namespace) -> int:
             print(f"driftdeck: --var {kv!r}: expected K=V", file=sys.stderr)
             return EXIT_ERROR
         variables[key] = value
+    details: dict[str, Any] = {"stage": args.stage or "", "variables": sorted(variables)}  # names, not values
 
     async def body(engine: Engine) -> int:
         engine.activate()
@@ -79,9 +111,12 @@ def _run_pipeline(args: argparse.Namespace) -> int:
             run_id = await svc.scheduler.start_run(args.pipeline, revision, variables=variables, stage=args.stage,
                                                    trigger="manual", who=who())
         except SchedulerError as exc:
+            await asyncio.to_thread(_audit, "run", args.pipeline, details, f"error: {exc}")
             print(f"driftdeck: {exc}", file=sys.stderr)
             await svc.stop()
             return EXIT_ERROR
+        await asyncio.to_thread(_audit, "run", args.pipeline, details,
+                                f"started run {run_id} at {revision.short}")
         if args.output != "json":
             print(f"run {run_id} of {args.pipeline} at {revision.short}", flush=True)
 
@@ -200,6 +235,20 @@ def _trace(args: argparse.Namespace) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
+    outcome: list[str] = []
+    try:
+        code = _command_body(args, outcome)
+    except BaseException as exc:
+        outcome.append(f"error: {exc!r}")
+        raise
+    finally:
+        details: dict[str, Any] = {k: getattr(args, k) for k in ("action", "stage", "message", "abandon", "failed_only")
+                                   if getattr(args, k, None) not in (None, False)}
+        _audit(args.verb, args.run, details, outcome[-1] if outcome else "")
+    return code
+
+
+def _command_body(args: argparse.Namespace, outcome: list[str]) -> int:
     verb = args.verb
     target = getattr(args, "action", None) or getattr(args, "stage", None) or ""
     extra: dict[str, Any] = {}
@@ -211,6 +260,7 @@ def _command(args: argparse.Namespace) -> int:
         extra["failed_only"] = bool(args.failed_only)
     with _store(args) as store:
         if not store.run_exists(args.run):
+            outcome.append(f"error: no run {args.run!r}")
             print(f"driftdeck: no run {args.run!r}", file=sys.stderr)
             return EXIT_ERROR
         queue = CommandQueue(store.path)
@@ -224,13 +274,18 @@ def _command(args: argparse.Namespace) -> int:
             while time.monotonic() < deadline:
                 result = queue.result(cid)
                 if result is not None:
+                    outcome.append(("" if result.get("ok") else "error: ") + str(result.get("message", "")))
                     print(result.get("message", ""))
                     return EXIT_OK if result.get("ok") else EXIT_ERROR
                 if verb == "retry" and time.monotonic() >= here_at and queue.claim(cid):
-                    return _retry_here(args, queue, cid)
+                    outcome.append(f"retrying {args.stage} of {args.run} in this process")
+                    code = _retry_here(args, queue, cid)
+                    outcome.append(f"retried {args.stage} of {args.run} in this process: exit {code}")
+                    return code
                 time.sleep(0.2)
         finally:
             queue.close()
+    outcome.append(f"error: not picked up within {args.wait:g}s (left queued)")
     print(f"driftdeck: no process picked the command up within {args.wait:g}s: is the run being executed by "
           f"`driftdeck run` or `driftdeck watch`? (the command stays queued)", file=sys.stderr)
     return EXIT_ERROR
@@ -279,6 +334,75 @@ def _retry_here(args: argparse.Namespace, queue: CommandQueue, cid: int) -> int:
         return EXIT_OK if status is Status.SUCCEEDED else EXIT_DIFF
 
     return _run(args, body)
+
+
+# ----- transitions -----------------------------------------------------------------------------------
+
+
+def _transition(args: argparse.Namespace) -> int:
+    enabled = bool(args.enable)
+    if enabled and args.reason:
+        print("driftdeck: --reason goes with --disable", file=sys.stderr)
+        return EXIT_ERROR
+    extra: dict[str, Any] = {"enabled": enabled, "reason": args.reason or ""}
+    ok, msg = False, ""
+    try:
+        ok, msg = _transition_body(args, extra)
+    except BaseException as exc:
+        msg = f"error: {exc!r}"
+        raise
+    finally:
+        _audit("transition", args.pipeline, {"stage": args.stage, **extra}, msg)
+    return EXIT_OK if ok else EXIT_ERROR
+
+
+def _transition_body(args: argparse.Namespace, extra: dict[str, Any]) -> tuple[bool, str]:
+    """Through the process running the pipeline (which holds/releases its runs at once); when
+    none picks the command up within a few polls, straight into the store (later runs honour it)."""
+    with _store(args) as store:
+        queue = CommandQueue(store.path)
+        try:
+            cid = queue.submit("transition", args.pipeline, args.stage, extra, who=who())
+            deadline = time.monotonic() + args.wait
+            here_at = time.monotonic() + min(args.wait / 2, 4 * COMMAND_POLL_SECONDS)
+            while time.monotonic() < deadline:
+                result = queue.result(cid)
+                if result is not None:
+                    message = str(result.get("message", ""))
+                    if result.get("ok"):
+                        print(message)
+                        return True, message
+                    print(f"driftdeck: {message}", file=sys.stderr)
+                    return False, f"error: {message}"
+                if time.monotonic() >= here_at and queue.claim(cid):
+                    store.set_transition(args.pipeline, args.stage, bool(extra["enabled"]), who(),
+                                         str(extra["reason"]))
+                    message = (f"{'enabled' if extra['enabled'] else 'disabled'} the transition to {args.stage} of "
+                               f"{args.pipeline} in the store (no running process picked it up; "
+                               f"runs started later honour it)")
+                    queue.finish(cid, True, message)
+                    print(message)
+                    return True, message
+                time.sleep(0.2)
+        finally:
+            queue.close()
+    # Only when another process claimed the command without answering in time.
+    print(f"driftdeck: no answer within {args.wait:g}s", file=sys.stderr)
+    return False, f"error: no answer within {args.wait:g}s"
+
+
+def _transitions(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        rows = store.disabled_transitions(args.pipeline)
+    rows.sort(key=lambda r: (r["pipeline"], r["stage"]))
+    if args.output == "json":
+        _dump(rows)
+        return EXIT_OK
+    print(f"{'PIPELINE':<20} {'STAGE':<16} {'WHO':<24} {'SINCE':<20} REASON")
+    for r in rows:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["ts"]))
+        print(f"{r['pipeline']:<20} {r['stage']:<16} {r['who']:<24} {since:<20} {r['reason']}")
+    return EXIT_OK
 
 
 def register(sub: Any) -> None:
@@ -332,6 +456,22 @@ def register(sub: Any) -> None:
     p.add_argument("--abandon", action="store_true")
     p.add_argument("--wait", type=float, default=COMMAND_WAIT, help=argparse.SUPPRESS)
     p.set_defaults(func=_command)
+
+    p = sub.add_parser("transition", help="disable or enable the transition into a stage (holds runs before it)")
+    common(p, output=False)
+    p.add_argument("pipeline")
+    p.add_argument("stage")
+    onoff = p.add_mutually_exclusive_group(required=True)
+    onoff.add_argument("--disable", action="store_true")
+    onoff.add_argument("--enable", action="store_true")
+    p.add_argument("--reason", help="why (with --disable)")
+    p.add_argument("--wait", type=float, default=COMMAND_WAIT, help=argparse.SUPPRESS)
+    p.set_defaults(func=_transition)
+
+    p = sub.add_parser("transitions", help="disabled transitions, with who disabled them, when and why")
+    common(p)
+    p.add_argument("pipeline", nargs="?")
+    p.set_defaults(func=_transitions)
 
     p = sub.add_parser("trace", help="which runs and commits led to what is live for an app")
     common(p, config=True)
