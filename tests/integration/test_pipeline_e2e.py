@@ -207,3 +207,28 @@ async def test_cli_approve_runs_and_logs(service: PipelineService, tmp_path: Pat
     assert code == 0 and "tests passed" in out, (out, err)
     code, out, err = await _cli("approve", run_id, "gate", "--store", store, "--wait", "1")
     assert code == 2 and "no process picked the command up" in err, (out, err)
+
+
+async def test_repo_declared_pipeline_and_path_filter(service: PipelineService, tmp_path: Path) -> None:
+    """`.driftdeck/pipeline.yaml` is read at the triggering revision; its path filter decides."""
+    svc = service
+    repo = tmp_path / "app-repo"
+    (repo / ".driftdeck").mkdir()
+    (repo / ".driftdeck" / "pipeline.yaml").write_text(yaml.safe_dump({
+        "name": "docs-check",
+        "trigger": {"branches": ["main"], "paths": ["docs/**"]},
+        "stages": [{"name": "check", "actions": [{"name": "lint", "run": ["/bin/sh", "-c", "ls docs && echo docs ok"]}]}],
+    }))
+    (repo / "docs").mkdir()
+    (repo / "docs" / "guide.md").write_text("# guide\n")
+    docs_sha = commit(repo, "docs: add a guide, declare docs-check")
+    run = await wait_for(lambda: next(iter(svc.store.runs("docs-check")), None), what="docs-check to run")
+    assert run["revision"] == docs_sha
+    assert await asyncio.wait_for(svc.scheduler.wait(run["id"]), 60) is Status.SUCCEEDED
+    assert any("docs ok" in line for line in svc.store.read_log(run["id"], "check", "lint"))
+    # A commit that touches only src/: the config pipeline runs, docs-check does not.
+    (repo / "src" / "version.txt").write_text("3\n")
+    src_sha = commit(repo, "app v3")
+    await wait_for(lambda: any(r["revision"] == src_sha for r in svc.store.runs("web")), what="web to run")
+    await asyncio.sleep(1.0)
+    assert [r["revision"] for r in svc.store.runs("docs-check")] == [docs_sha]
