@@ -8,11 +8,12 @@ that failed to render is missing from the output, not deleted from Git).
 
 YAML is read safely and as kubectl reads it (YAML 1.1, like go-yaml v2):
 
-* plain ``yes``/``no``/``on``/``off``/``true``/``false`` (any case form PyYAML
-  knows) are booleans, ``010`` is octal 8, ``1:20`` is sexagesimal 80. kubectl
-  does the same, so we keep it; the strict schema check then flags a boolean or
-  number where a string is expected (``value: on`` -> "quote it"). ``y``/``n``
-  stay strings in PyYAML (go-yaml v2 reads them as booleans; quote them anyway).
+* plain ``y``/``n``/``yes``/``no``/``on``/``off``/``true``/``false`` are
+  booleans and ``010`` is octal 8, as go-yaml v2 reads them; unlike PyYAML,
+  ``1:20`` stays a string (go-yaml v2 has no base-60 numbers). The strict schema
+  check then flags a boolean or number where a string is expected
+  (``value: on`` -> "quote it"). driftdeck's own files (config, pipelines) keep
+  ``y``/``n`` as strings (``compose_documents(manifest=False)``).
   Note that kustomize (kyaml, YAML 1.2) keeps ``on``/``yes`` as strings, so the
   same file can mean different things in a plain directory and under kustomize.
 * unquoted timestamps stay strings (kubectl does not turn them into dates);
