@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
-import json
 import os
 import resource
 import shutil
@@ -52,10 +51,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -413,8 +410,8 @@ async def bench_plan(size: int, tmp: Path, kubectl_bin: str | None, keep: bool) 
     c0, s0, t0 = time.process_time(), sandbox.cpu(), time.perf_counter()
     outcome = await engine.sync(APP, who="bench", wait=False)
     t_sync = Timing(time.perf_counter() - t0, time.process_time() - c0, sandbox.cpu() - s0)
-    print(f"  engine.start (initial plan)                   {t_start.text()}")
-    print(f"  engine.sync (plan + apply {outcome.applied:>5})              {t_sync.text()}  [{outcome.message}]")
+    row("engine.start (its initial plan is cold too)", t_start, "")
+    row(f"engine.sync (plan + apply {outcome.applied})", t_sync, outcome.message)
     cluster = engine.cluster("local")
     for api_version, kind in (("v1", "Namespace"), ("v1", "ConfigMap"), ("apps/v1", "Deployment")):
         cluster.watches.wait_synced(api_version, kind, timeout=120)
