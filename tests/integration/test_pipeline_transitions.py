@@ -24,7 +24,8 @@ SECRET = "hunter2-not-for-the-audit-log"
 GATED: dict[str, Any] = {
     "source": "app", "trigger": {"branches": ["nothing"]}, "stages": [
         # Waits for the file in the variable GATE_FILE, so the test decides when the run reaches the transition.
-        {"name": "build", "actions": [{"name": "compile",
+        # A timeout, so a failed test never leaves the loop running.
+        {"name": "build", "actions": [{"name": "compile", "timeout": "90s",
                                        "run": 'while [ ! -f "$GATE_FILE" ]; do sleep 0.1; done; echo built'}]},
         {"name": "deploy", "actions": [{"name": "ship", "run": "echo deployed"}]},
     ],
