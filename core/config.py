@@ -25,7 +25,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from core.model import AppSpec, ClusterSpec, Config, IgnoreRule, Location, Problem, SourceSpec
 from core.render import YamlError, compose_documents, construct, format_path
 
-__all__ = ["load_config", "parse_duration", "pipeline_lines", "read_yaml", "valid_json_pointer"]
+__all__ = ["describe", "load_config", "parse_duration", "pipeline_lines", "read_yaml", "valid_json_pointer"]
 
 MAX_CONFIG_SIZE = 4 * 1024 * 1024
 
@@ -190,7 +190,7 @@ class _Checker:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.report(path, f"{what} must be a mapping, got {_kind(value)}", app)
+            self.report(path, f"{what} must be a mapping, got {describe(value)}", app)
             return None
         return value
 
@@ -201,7 +201,7 @@ class _Checker:
                 return None
             return ""
         if not isinstance(value, str):
-            self.report(path, f"must be a string, got {_kind(value)}", app)
+            self.report(path, f"must be a string, got {describe(value)}", app)
             return None
         return value
 
@@ -209,7 +209,7 @@ class _Checker:
         if value is None:
             return default
         if not isinstance(value, bool):
-            self.report(path, f"must be true or false, got {_kind(value)}", app)
+            self.report(path, f"must be true or false, got {describe(value)}", app)
             return None
         return value
 
@@ -219,7 +219,7 @@ class _Checker:
         try:
             seconds = parse_duration(value)
         except ValueError:
-            self.report(path, f"must be a duration like 30s, 5m or 1h, got {_kind(value)}", app)
+            self.report(path, f"must be a duration like 30s, 5m or 1h, got {describe(value)}", app)
             return None
         if seconds <= 0:
             self.report(path, "must be greater than zero", app)
@@ -235,7 +235,8 @@ class _Checker:
         return True
 
 
-def _kind(value: Any) -> str:
+def describe(value: Any) -> str:
+    """How a value reads in an error message: `boolean true`, `string 'x'`, `a list`."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -328,7 +329,7 @@ def _ignore_rules(c: _Checker, value: Any, path: PathT, app: str) -> tuple[Ignor
     if value is None:
         return ()
     if not isinstance(value, list):
-        c.report(path, f"must be a list of rules, got {_kind(value)}", app)
+        c.report(path, f"must be a list of rules, got {describe(value)}", app)
         return None
     rules: list[IgnoreRule] = []
     ok = True
@@ -336,7 +337,7 @@ def _ignore_rules(c: _Checker, value: Any, path: PathT, app: str) -> tuple[Ignor
         rpath = (*path, i)
         if not isinstance(raw, dict):
             c.report(
-                rpath, f"a rule must be a mapping like {{pointer: /spec/replicas}}, got {_kind(raw)}", app
+                rpath, f"a rule must be a mapping like {{pointer: /spec/replicas}}, got {describe(raw)}", app
             )
             ok = False
             continue
@@ -439,7 +440,7 @@ def _apps(
         sync = body.get("sync") if body.get("sync") is not None else "manual"
         if sync not in SYNC_MODES:
             hint = " (YAML 1.1 reads on/off/yes/no as booleans)" if isinstance(sync, bool) else ""
-            c.report((*path, "sync"), f"must be auto or manual, got {_kind(sync)}{hint}", name)
+            c.report((*path, "sync"), f"must be auto or manual, got {describe(sync)}{hint}", name)
         self_heal = c.boolean(body.get("selfHeal"), (*path, "selfHeal"), False, name)
         prune = c.boolean(body.get("prune"), (*path, "prune"), False, name)
         suspend = c.boolean(body.get("suspend"), (*path, "suspend"), False, name)
@@ -448,10 +449,10 @@ def _apps(
         depends = body.get("dependsOn")
         depends_on: list[str] = []
         if depends is not None and not isinstance(depends, list):
-            c.report((*path, "dependsOn"), f"must be a list of app names, got {_kind(depends)}", name)
+            c.report((*path, "dependsOn"), f"must be a list of app names, got {describe(depends)}", name)
         for i, dep in enumerate(depends if isinstance(depends, list) else []):
             if not isinstance(dep, str) or not dep:
-                c.report((*path, "dependsOn", i), f"must be an app name, got {_kind(dep)}", name)
+                c.report((*path, "dependsOn", i), f"must be an app name, got {describe(dep)}", name)
             elif dep not in section:
                 c.report((*path, "dependsOn", i), f"unknown app {dep!r}", name)
             else:
@@ -565,12 +566,12 @@ def _pipelines(
             c.report((*path, "source"), f"source {source!r} is not a valid source")
         mode = body.get("mode")
         if mode is not None and mode not in PIPELINE_MODES:
-            c.report((*path, "mode"), f"must be one of {', '.join(PIPELINE_MODES)}, got {_kind(mode)}")
+            c.report((*path, "mode"), f"must be one of {', '.join(PIPELINE_MODES)}, got {describe(mode)}")
         if "trigger" in body:
             c.mapping(body["trigger"], (*path, "trigger"), "trigger")
         stages = body.get("stages")
         if stages is not None and not isinstance(stages, list):
-            c.report((*path, "stages"), f"must be a list of stages, got {_kind(stages)}")
+            c.report((*path, "stages"), f"must be a list of stages, got {describe(stages)}")
         if len(c.problems) == before:
             out[name] = body
     return out
@@ -637,7 +638,7 @@ def load_config(path: str) -> tuple[Config, list[Problem]]:
         return config, problems
     c = _Checker(path, lines, problems)
     if not isinstance(root, dict):
-        c.report((), f"the config must be a mapping with {', '.join(TOP_KEYS)}, got {_kind(root)}")
+        c.report((), f"the config must be a mapping with {', '.join(TOP_KEYS)}, got {describe(root)}")
         return config, problems
     c.keys(root, (), TOP_KEYS)
     base_dir = os.path.dirname(os.path.abspath(path))

@@ -33,7 +33,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from core.config import PathT, parse_duration, read_yaml
+from core.config import PathT, describe, parse_duration, read_yaml
 from core.model import Location, Problem
 from core.pipelines.triggers import glob_error
 from core.pipelines.types import (
@@ -71,21 +71,6 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SET_PATH = re.compile(r"^(?:[^.\[\]]+|\[[^\[\]]+\])(?:\.[^.\[\]]+|\[[^\[\]]+\])*$")
 
 
-def _kind(value: Any) -> str:
-    """How a value reads in a message (as in core.config)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, int | float):
-        return f"number {value}"
-    if isinstance(value, str):
-        return f"string {value!r}"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
 
 
 class _Parser:
@@ -130,7 +115,7 @@ class _Parser:
         if value is None and null_ok:
             return {}
         if not isinstance(value, dict):
-            self.report(path, f"{what} must be a mapping, got {_kind(value)}")
+            self.report(path, f"{what} must be a mapping, got {describe(value)}")
             return None
         return value
 
@@ -141,7 +126,7 @@ class _Parser:
                 return None
             return ""
         if not isinstance(value, str):
-            self.report(path, f"must be a string, got {_kind(value)}")
+            self.report(path, f"must be a string, got {describe(value)}")
             return None
         return value
 
@@ -152,7 +137,7 @@ class _Parser:
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         hint = " (quote it)" if isinstance(value, bool | float) else ""
-        self.report(path, f"must be a string, got {_kind(value)}{hint}")
+        self.report(path, f"must be a string, got {describe(value)}{hint}")
         return None
 
     def duration(self, value: Any, path: PathT, default: float) -> float | None:
@@ -161,7 +146,7 @@ class _Parser:
         try:
             seconds = parse_duration(value)
         except ValueError:
-            self.report(path, f"must be a duration like 30s, 5m or 1h, got {_kind(value)}")
+            self.report(path, f"must be a duration like 30s, 5m or 1h, got {describe(value)}")
             return None
         if seconds <= 0:
             self.report(path, "must be greater than zero")
@@ -184,7 +169,7 @@ class _Parser:
             return default
         if value not in allowed:
             hint = " (YAML 1.1 reads on/off/yes/no as booleans)" if isinstance(value, bool) else ""
-            self.report(path, f"must be one of {', '.join(allowed)}, got {_kind(value)}{hint}")
+            self.report(path, f"must be one of {', '.join(allowed)}, got {describe(value)}{hint}")
             return None
         return str(value)
 
@@ -272,7 +257,7 @@ class _Parser:
         lists = {key: self.patterns(body.get(key), (*path, key)) for key in TRIGGER_KEYS[:4]}
         manual = body.get("manual")
         if manual is not None and not isinstance(manual, bool):
-            self.report((*path, "manual"), f"must be true or false, got {_kind(manual)}")
+            self.report((*path, "manual"), f"must be true or false, got {describe(manual)}")
             return None
         branches, tags, paths, exclude = (lists[k] for k in TRIGGER_KEYS[:4])
         if branches is None or tags is None or paths is None or exclude is None:
@@ -284,12 +269,12 @@ class _Parser:
             return ()
         if not isinstance(value, list):
             example = f"[{value}]" if isinstance(value, str) else "[main]"
-            self.report(path, f"must be a list of patterns like {example}, got {_kind(value)}")
+            self.report(path, f"must be a list of patterns like {example}, got {describe(value)}")
             return None
         out: list[str] = []
         for i, item in enumerate(value):
             if not isinstance(item, str):
-                self.report((*path, i), f"must be a pattern string, got {_kind(item)}")
+                self.report((*path, i), f"must be a pattern string, got {describe(item)}")
                 continue
             error = glob_error(item)
             if error is not None:
@@ -305,7 +290,7 @@ class _Parser:
             self.report(path, "a pipeline needs at least one stage")
             return None
         if not isinstance(value, list):
-            self.report(path, f"must be a list of stages, got {_kind(value)}")
+            self.report(path, f"must be a list of stages, got {describe(value)}")
             return None
         out: list[StageSpec] = []
         seen: dict[str, int] = {}
@@ -327,7 +312,7 @@ class _Parser:
     def stage(self, raw: Any, path: PathT, mode: Mode | None) -> StageSpec | None:
         if not isinstance(raw, dict):
             self.report(
-                path, f"a stage must be a mapping like {{name: build, actions: [...]}}, got {_kind(raw)}"
+                path, f"a stage must be a mapping like {{name: build, actions: [...]}}, got {describe(raw)}"
             )
             return None
         before = len(self.problems)
@@ -346,7 +331,7 @@ class _Parser:
             self.report(path, "a stage needs at least one action")
             return None
         if not isinstance(value, list):
-            self.report(path, f"must be a list of actions, got {_kind(value)}")
+            self.report(path, f"must be a list of actions, got {describe(value)}")
             return None
         out: list[ActionSpec] = []
         seen: dict[str, int] = {}
@@ -369,7 +354,7 @@ class _Parser:
     def action(self, raw: Any, path: PathT) -> ActionSpec | None:
         if not isinstance(raw, dict):
             self.report(
-                path, f"an action must be a mapping like {{name: test, run: [make, test]}}, got {_kind(raw)}"
+                path, f"an action must be a mapping like {{name: test, run: [make, test]}}, got {describe(raw)}"
             )
             return None
         before = len(self.problems)
@@ -427,7 +412,7 @@ class _Parser:
         if value is None:
             return 1
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RUN_ORDER:
-            self.report(path, f"must be a whole number from 1 to {MAX_RUN_ORDER}, got {_kind(value)}")
+            self.report(path, f"must be a whole number from 1 to {MAX_RUN_ORDER}, got {describe(value)}")
             return None
         return value
 
@@ -450,7 +435,7 @@ class _Parser:
                     command = tuple(a for a in argv if a is not None)
         else:
             self.report(
-                path, f"must be a command: a list like [pytest, -q] or a shell string, got {_kind(value)}"
+                path, f"must be a command: a list like [pytest, -q] or a shell string, got {describe(value)}"
             )
         if command is None or env is None:
             return None
@@ -588,7 +573,7 @@ def parse_repo_pipeline(
             p.report((), f"{REPO_PIPELINE_FILE} declares no pipeline")
         return out, _by_line(p.problems)
     if not isinstance(data, dict) or not ("pipelines" in data or "name" in data):
-        p.report((), f"expected a pipeline with a name, or pipelines: {{name: {{...}}}}, got {_kind(data)}")
+        p.report((), f"expected a pipeline with a name, or pipelines: {{name: {{...}}}}, got {describe(data)}")
         return out, _by_line(p.problems)
     if "pipelines" in data and "name" not in data:
         p.keys(data, (), ("pipelines",))
