@@ -9,11 +9,10 @@ reconciling new commits. Real git repositories, the sandbox over HTTP, real SQLi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from core.inventory import Inventory
 from core.model import Health, Problem, SyncStatus
 from core.render import MAX_ALIAS_EXPANSION
 from sandbox.server import SandboxServer, write_kubeconfig
+from tests.integration.clients import wait_for_blocking as wait_for
 from tests.integration.gitrepo import commit, deployment, init_repo, namespace, write_docs
 
 BIG_FILE_SIZE = 50 * 1024 * 1024
@@ -39,19 +39,6 @@ FILE_CASES = ("malformed", "nokind", "noname", "unknownkind", "symlink", "bomb",
 
 
 # ----- helpers ---------------------------------------------------------------------------------------------
-
-
-async def wait_for(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll ``pred`` until truthy (generous deadline: the test machine may be loaded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await asyncio.to_thread(pred)  # kubectl polls must not block the engine's loop
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def closed_port() -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +26,12 @@ from core.inventory import Inventory
 from core.model import Health, ObjRef, SyncStatus
 from sandbox.api import Request
 from sandbox.server import SandboxServer
+from tests.integration.clients import wait_for_blocking as wait_for
 from tests.integration.gitrepo import commit, deployment, init_repo, namespace, service, write_docs
 
 DEPLOY = ObjRef("apps", "Deployment", "web", "web")
 IMAGE_FIELD = '.spec.template.spec.containers[name="web"].image'
 KINDS = ("Namespace", "Deployment", "Service", "ConfigMap")
-
-
-async def wait_for(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll ``pred`` until truthy (generous deadline: the test machine may be loaded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await asyncio.to_thread(pred)
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def admin(sandbox: SandboxServer, action: str, method: str = "POST") -> dict[str, Any]:

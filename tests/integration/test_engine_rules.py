@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +20,8 @@ from core.history import History
 from core.inventory import Inventory
 from core.model import Action, Health, ObjRef, SyncStatus
 from sandbox.server import SandboxServer
+from tests.integration.clients import wait_for_blocking as wait_for
 from tests.integration.gitrepo import commit, deployment, init_repo, namespace, write_docs
-
-
-async def wait_for(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll ``pred`` until truthy (generous deadline: the test machine may be loaded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await asyncio.to_thread(pred)
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def hpa(name: str, ns: str, low: int, high: int) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from core.pipelines.service import PipelineService, trace_app
 from core.pipelines.store import RunStore
 from core.pipelines.types import Status
 from sandbox.server import SandboxServer
+from tests.integration.clients import wait_for
 from tests.integration.gitrepo import commit, deployment, git, init_repo, namespace, write_docs
 
 PIPELINE: dict[str, Any] = {
@@ -62,17 +63,6 @@ def make_workspace(tmp: Path, kubeconfig: str) -> Path:
     }
     (tmp / "driftdeck.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return tmp / "driftdeck.yaml"
-
-
-async def wait_for(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
