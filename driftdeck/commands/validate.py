@@ -177,6 +177,15 @@ def run(args: argparse.Namespace) -> int:
     config_problems += [
         Problem(f"no valid app named {n!r} in the config", Location(args.config)) for n in unknown
     ]
+    if config.pipelines and not args.app:
+        from core.config import pipeline_lines
+        from core.pipelines.spec import parse_pipelines
+
+        _, pipeline_problems = parse_pipelines(
+            config.pipelines, file=config.path, lines=pipeline_lines(config.path),
+            sources=config.sources, apps=config.apps,
+        )
+        config_problems += pipeline_problems
     results = [_check_app(config, app) for app in selected]
     problems = [*config_problems, *(p for r in results for p in r.get("problems", []))]
     if args.output == "json":

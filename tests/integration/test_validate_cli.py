@@ -274,3 +274,22 @@ def test_kustomize_overlay(tmp_path: Path) -> None:
     assert proc.stdout.startswith(
         "repo/apps/web/overlays/prod/kustomization.yaml: kubectl kustomize failed: "
     )
+
+
+def test_validate_checks_pipelines_with_lines(tmp_path: Path) -> None:
+    """Pipeline declarations are validated too: an unknown app in a sync action, with its line."""
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "driftdeck.yaml").write_text(
+        "clusters:\n  local: {sandbox: true}\n"
+        "sources:\n  config: {path: ./repo}\n"
+        "pipelines:\n"
+        "  web:\n"
+        "    source: config\n"
+        "    stages:\n"
+        "      - name: deploy\n"
+        "        actions:\n"
+        "          - {name: wait, sync: {app: nope}}\n"
+    )
+    out = validate(tmp_path, "-c", str(tmp_path / "driftdeck.yaml"))
+    assert out.returncode == 2
+    assert "driftdeck.yaml:11" in out.stdout and "nope" in out.stdout, out.stdout
