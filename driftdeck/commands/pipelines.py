@@ -200,6 +200,10 @@ def _logs(args: argparse.Namespace) -> int:
                     key = (stage["stage"], a["action"], a["attempt"])
                     lines = list(store.read_log(args.run, stage["stage"], a["action"], a["attempt"]))
                     for line in lines[printed.get(key, 0):]:
+                        if getattr(args, "output", "text") == "json":
+                            print(json.dumps({"stage": stage["stage"], "action": a["action"],
+                                              "attempt": a["attempt"], "line": line}), flush=True)
+                            continue
                         prefix = "" if args.action else f"[{stage['stage']}/{a['action']}#{a['attempt']}] "
                         print(prefix + line, flush=True)
                     printed[key] = len(lines)
@@ -426,8 +430,8 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=_runs)
 
-    p = sub.add_parser("logs", help="the logs of a run (or one action)")
-    common(p, output=False)
+    p = sub.add_parser("logs", help="the logs of a run (or one action); -o json: one JSON object a line")
+    common(p)
     p.add_argument("run")
     p.add_argument("action", nargs="?")
     p.add_argument("-f", "--follow", action="store_true", help="follow until the run ends")

@@ -110,6 +110,8 @@ def test_run_with_variable_streams_the_log_and_logs_reprints_it(ws: dict[str, An
     assert logs.stdout.splitlines() == ["K is hello-world", "var is hello-world"]
     every = cli(ws, "logs", run_id)
     assert "[second/later#1] second ran" in every.stdout, every.stdout
+    as_json = [json.loads(line) for line in cli(ws, "logs", run_id, "hello", "-o", "json").stdout.splitlines()]
+    assert as_json[0] == {"stage": "first", "action": "hello", "attempt": 1, "line": "K is hello-world"}
     bad = cli(ws, "run", "vars", "--var", "novalue", config=True)
     assert bad.returncode == 2 and "expected K=V" in bad.stderr
 
