@@ -57,9 +57,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    # The console arrives with a later issue; until then the demo is the sandbox itself.
-    print("driftdeck demo: starting the built-in sandbox cluster (Ctrl-C to stop)")
-    return _serve(args)
+    # Headless until the console arrives: sandbox + demo workspace + engine and pipelines, events printed.
+    from driftdeck.demo import run_demo
+
+    return run_demo(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,8 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve_args(serve)
     serve.set_defaults(func=_serve)
 
-    demo = sub.add_parser("demo", help="start the sandbox (the console follows in a later release)")
-    serve_args(demo)
+    demo = sub.add_parser("demo", help="sandbox + demo workspace + reconciliation and pipelines, events printed")
+    demo.add_argument("--port", type=int, default=0, help="sandbox port on 127.0.0.1 (default: a free one)")
+    demo.add_argument("--pace", type=float, default=0.5, help="seconds between sandbox controller phases")
+    demo.add_argument("--dir", help=f"demo workspace (default: {paths.state_dir() / 'demo'})")
+    demo.add_argument("--fresh", action="store_true", help="recreate the demo workspace")
+    demo.add_argument("--exit-after", type=float, metavar="SECONDS", help="stop on its own after SECONDS")
     demo.set_defaults(func=_demo)
 
     import importlib

@@ -17,6 +17,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import fields
 from typing import Any
 
 from core.client import LocalClient
@@ -24,7 +25,7 @@ from core.config import load_config
 from core.diff import to_json_patch, unified
 from core.engine import Engine, EngineError
 from core.events import Event
-from core.model import Action, Config, Plan, PlanItem
+from core.model import Action, Config, Plan, PlanItem, Revision
 
 EXIT_OK, EXIT_DIFF, EXIT_ERROR = 0, 1, 2
 
@@ -274,14 +275,28 @@ def _summary(r: dict[str, Any]) -> str:
 # ----- watch ------------------------------------------------------------------------------------------------------
 
 
+def _show(value: Any) -> str:
+    """A field of an event as an operator reads it."""
+    if isinstance(value, Revision):
+        return f"{value.short} {value.subject!r}"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, tuple | list):
+        return ",".join(_show(v) for v in value)
+    return str(value)
+
+
 def _format_event(ev: Event) -> str:
-    d = ev.to_dict()
-    d.pop("ts", None)
-    kind = d.pop("type", ev.type)
-    app = d.pop("app", "")
-    rest = " ".join(f"{k}={v}" for k, v in d.items() if v not in ("", (), [], None))
+    """One line an event: time, type, app, then its non-empty fields (object refs as Kind/ns/name)."""
+    rest = " ".join(
+        f"{f.name}={_show(getattr(ev, f.name))}"
+        for f in fields(ev)
+        if f.name not in ("ts", "app") and getattr(ev, f.name) not in ("", (), [], None, {})
+    )
+    if len(rest) > 300:
+        rest = rest[:297] + "..."
     stamp = time.strftime("%H:%M:%S", time.localtime(ev.ts))
-    return f"{stamp} {kind:<18} {app:<14} {rest}"
+    return f"{stamp} {ev.type:<18} {getattr(ev, 'app', ''):<14} {rest}"
 
 
 def _watch(args: argparse.Namespace) -> int:
