@@ -26,7 +26,7 @@ test: $(STAMP) kubectl
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check core sandbox driftdeck tests bench
+	$(VENV)/bin/ruff check core sandbox driftdeck tui themes screenshots tests bench
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)

@@ -1,0 +1,1 @@
+"""The driftdeck terminal console (Textual). ``core`` never imports from here."""
