@@ -279,31 +279,25 @@ _CONFIG_KEY_MSG = _regex_error(
 )
 
 
-def is_dns1123_subdomain(value: str) -> list[str]:
+def _name_errors(value: str, limit: int, pattern: re.Pattern[str], message: str) -> list[str]:
     errs = []
-    if len(value) > 253:
-        errs.append(_max_len(253))
-    if not _DNS1123_SUBDOMAIN.fullmatch(value):
-        errs.append(_SUBDOMAIN_MSG)
+    if len(value) > limit:
+        errs.append(_max_len(limit))
+    if not pattern.fullmatch(value):
+        errs.append(message)
     return errs
+
+
+def is_dns1123_subdomain(value: str) -> list[str]:
+    return _name_errors(value, 253, _DNS1123_SUBDOMAIN, _SUBDOMAIN_MSG)
 
 
 def is_dns1123_label(value: str) -> list[str]:
-    errs = []
-    if len(value) > 63:
-        errs.append(_max_len(63))
-    if not _DNS1123_LABEL.fullmatch(value):
-        errs.append(_LABEL_MSG)
-    return errs
+    return _name_errors(value, 63, _DNS1123_LABEL, _LABEL_MSG)
 
 
 def is_dns1035_label(value: str) -> list[str]:
-    errs = []
-    if len(value) > 63:
-        errs.append(_max_len(63))
-    if not _DNS1035_LABEL.fullmatch(value):
-        errs.append(_DNS1035_MSG)
-    return errs
+    return _name_errors(value, 63, _DNS1035_LABEL, _DNS1035_MSG)
 
 
 def is_qualified_name(value: str) -> list[str]:

@@ -178,6 +178,9 @@ class Controller:
     primary: ClassVar[Key | None] = None  # the kind it reconciles (item = (namespace, name))
     watches: ClassVar[tuple[Key, ...]] = ()  # further kinds whose events it maps
     all_events: ClassVar[bool] = False  # receives every event (must stay O(1) per event)
+    # When set, an event of a watched kind enqueues the object's controller of this kind
+    # (e.g. a Pod event wakes its ReplicaSet), before and after the change.
+    owner_kind: ClassVar[str] = ""
 
     def __init__(self, ctx: Controllers) -> None:
         self.ctx = ctx
@@ -193,6 +196,14 @@ class Controller:
         if key == self.primary:
             meta = meta_of(ev.obj)
             self.enqueue((meta.get("namespace", ""), meta["name"]))
+        elif self.owner_kind and self.primary is not None:
+            ns = meta_of(ev.obj).get("namespace", "")
+            group = self.primary[0]
+            for obj in (ev.obj, ev.old):
+                ref = controller_ref(obj) if obj is not None else None
+                if (ref is not None and ref.get("kind") == self.owner_kind
+                        and str(ref.get("apiVersion", "")).rpartition("/")[0] == group):
+                    self.enqueue((ns, ref["name"]))
 
     def resync(self) -> None:
         """Enqueue every existing object of the primary kind (once, at start)."""

@@ -34,7 +34,6 @@ from sandbox.controllers.base import (
     template_hash,
 )
 from sandbox.errors import ApiError
-from sandbox.store import Event, Key
 
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
@@ -133,17 +132,8 @@ def set_deployment_condition(conds: list[Obj], ctype: str, status: str, reason: 
 class DeploymentController(Controller):
     name = "deployment"
     primary = DEPLOYMENTS
+    owner_kind = "Deployment"
     watches = (REPLICASETS,)
-
-    def on_event(self, key: Key, ev: Event) -> None:
-        if key == DEPLOYMENTS:
-            super().on_event(key, ev)
-            return
-        ns = meta_of(ev.obj).get("namespace", "")
-        for obj in (ev.obj, ev.old):
-            ref = controller_ref(obj) if obj is not None else None
-            if ref is not None and ref.get("kind") == "Deployment" and str(ref.get("apiVersion", "")).startswith("apps/"):
-                self.enqueue((ns, ref["name"]))
 
     def _owned(self, d: Obj) -> list[Obj]:
         uid = meta_of(d)["uid"]

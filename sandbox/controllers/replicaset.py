@@ -20,13 +20,11 @@ from sandbox.controllers.base import (
     Obj,
     condition_true,
     controlled_by,
-    controller_ref,
     deleting,
     meta_of,
     owner_ref,
     template_fails,
 )
-from sandbox.store import Event, Key
 
 BURST = 500  # pods created or deleted per reconcile (kube's burstReplicas)
 
@@ -56,17 +54,8 @@ def pod_from_template(template: Obj, namespace: str, owner: Obj) -> Obj:
 class ReplicaSetController(Controller):
     name = "replicaset"
     primary = REPLICASETS
+    owner_kind = "ReplicaSet"
     watches = (PODS,)
-
-    def on_event(self, key: Key, ev: Event) -> None:
-        if key == REPLICASETS:
-            super().on_event(key, ev)
-            return
-        ns = meta_of(ev.obj).get("namespace", "")
-        for obj in (ev.obj, ev.old):
-            ref = controller_ref(obj) if obj is not None else None
-            if ref is not None and ref.get("kind") == "ReplicaSet":
-                self.enqueue((ns, ref["name"]))
 
     def owned_pods(self, owner: Obj) -> list[Obj]:
         uid = meta_of(owner)["uid"]

@@ -23,7 +23,6 @@ from sandbox.controllers.base import (
     Controller,
     Obj,
     controlled_by,
-    controller_ref,
     deleting,
     meta_of,
     owner_ref,
@@ -31,7 +30,6 @@ from sandbox.controllers.base import (
     template_hash,
 )
 from sandbox.controllers.replicaset import pod_from_template, pod_ready
-from sandbox.store import Event, Key
 
 REVISION_LABEL = "controller-revision-hash"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
@@ -41,17 +39,8 @@ POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 class StatefulSetController(Controller):
     name = "statefulset"
     primary = STATEFULSETS
+    owner_kind = "StatefulSet"
     watches = (PODS,)
-
-    def on_event(self, key: Key, ev: Event) -> None:
-        if key == STATEFULSETS:
-            super().on_event(key, ev)
-            return
-        ns = meta_of(ev.obj).get("namespace", "")
-        for obj in (ev.obj, ev.old):
-            ref = controller_ref(obj) if obj is not None else None
-            if ref is not None and ref.get("kind") == "StatefulSet":
-                self.enqueue((ns, ref["name"]))
 
     def reconcile(self, item: Any) -> None:
         ns, name = item
