@@ -8,11 +8,15 @@ a caller cannot tell which it has.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import asyncio
+from typing import TYPE_CHECKING, Any, Protocol
 
-from core.engine import Engine, SyncOutcome
+from core.engine import Engine, EngineError, SyncOutcome
 from core.events import Subscription
 from core.model import Plan
+
+if TYPE_CHECKING:
+    from core.pipelines.service import PipelineService
 
 
 class Client(Protocol):
@@ -32,13 +36,51 @@ class Client(Protocol):
 
     def history(self, app: str, limit: int = 50) -> list[dict[str, Any]]: ...
 
+    def objects(self, app: str) -> list[dict[str, Any]]: ...
+
+    def object_diff(self, app: str, ref_id: str) -> dict[str, Any]: ...
+
+    def commits(self, app: str, limit: int = 30) -> list[dict[str, Any]]: ...
+
+    def pipelines(self) -> list[dict[str, Any]]: ...
+
+    def runs(self, pipeline: str | None = None, limit: int = 50) -> list[dict[str, Any]]: ...
+
+    def run(self, run_id: str) -> dict[str, Any] | None: ...
+
+    def run_log(self, run_id: str, stage: str, action: str, limit: int = 5000) -> list[str]: ...
+
+    async def start_run(self, pipeline: str, stage: str | None = None) -> str: ...
+
+    async def approve(self, run_id: str, action: str, comment: str = "") -> None: ...
+
+    async def reject(self, run_id: str, action: str, comment: str = "") -> None: ...
+
+    async def retry(self, run_id: str, stage: str) -> None: ...
+
+    async def stop(self, run_id: str) -> None: ...
+
+    def trace(self, app: str) -> dict[str, Any]: ...
+
+
+def _jsonable(value: Any) -> Any:
+    """Run rows carry ``Status`` enums (str subclasses): plain strings for the wire."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
 
 class LocalClient:
     """The engine in this process. ``who`` is recorded with every command."""
 
-    def __init__(self, engine: Engine, who: str) -> None:
+    def __init__(self, engine: Engine, who: str, pipelines: PipelineService | None = None) -> None:
         self.engine = engine
         self.who = who
+        self.pipeline_service = pipelines
 
     def snapshot(self) -> dict[str, Any]:
         return self.engine.state.snapshot()
@@ -68,6 +110,85 @@ class LocalClient:
     def history(self, app: str, limit: int = 50) -> list[dict[str, Any]]:
         self.engine.app(app)  # unknown app -> EngineError
         return self.engine.history.app_history(app, limit=limit)
+
+    def objects(self, app: str) -> list[dict[str, Any]]:
+        return self.engine.objects(app)
+
+    def object_diff(self, app: str, ref_id: str) -> dict[str, Any]:
+        return self.engine.object_diff(app, ref_id)
+
+    def commits(self, app: str, limit: int = 30) -> list[dict[str, Any]]:
+        """The app's source history, newest first (what "revert to" chooses from)."""
+        spec = self.engine.app(app).spec
+        return [
+            {"sha": r.sha, "short": r.short, "subject": r.subject, "author": r.author, "time": r.time}
+            for r in self.engine.source(spec.source).log(limit)
+        ]
+
+    # ----- pipelines -----------------------------------------------------------------------------
+
+    def _svc(self) -> PipelineService:
+        if self.pipeline_service is None:
+            raise EngineError("pipelines are not running in this process")
+        return self.pipeline_service
+
+    def pipelines(self) -> list[dict[str, Any]]:
+        if self.pipeline_service is None:
+            return []
+        return [
+            {"name": s.name, "source": s.source, "stages": [st.name for st in s.stages]}
+            for _, s in sorted(self.pipeline_service.specs().items())
+        ]
+
+    def runs(self, pipeline: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        if self.pipeline_service is None:
+            return []
+        rows: list[dict[str, Any]] = _jsonable(self.pipeline_service.store.runs(pipeline, limit))
+        return rows
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        if self.pipeline_service is None:
+            return None
+        row = self.pipeline_service.store.run(run_id)
+        return None if row is None else dict(_jsonable(row))
+
+    def run_log(self, run_id: str, stage: str, action: str, limit: int = 5000) -> list[str]:
+        """The last ``limit`` lines of the latest attempt of one action."""
+        if self.pipeline_service is None:
+            return []
+        from collections import deque
+
+        return list(deque(self.pipeline_service.store.read_log(run_id, stage, action), maxlen=limit))
+
+    async def start_run(self, pipeline: str, stage: str | None = None) -> str:
+        svc = self._svc()
+        spec = svc.specs().get(pipeline)
+        if spec is None:
+            raise EngineError(f"no pipeline {pipeline!r}")
+        self.engine.history.add_audit(self.who, "run", target=pipeline, args={"stage": stage or ""})
+        revision = await asyncio.to_thread(self.engine.source(spec.source).head)
+        return await svc.scheduler.start_run(pipeline, revision, stage=stage, trigger="manual", who=self.who)
+
+    async def approve(self, run_id: str, action: str, comment: str = "") -> None:
+        self.engine.history.add_audit(self.who, "approve", target=run_id, args={"action": action})
+        self._svc().scheduler.approve(run_id, action, who=self.who, comment=comment)
+
+    async def reject(self, run_id: str, action: str, comment: str = "") -> None:
+        self.engine.history.add_audit(self.who, "reject", target=run_id, args={"action": action})
+        self._svc().scheduler.reject(run_id, action, who=self.who, comment=comment)
+
+    async def retry(self, run_id: str, stage: str) -> None:
+        self.engine.history.add_audit(self.who, "retry", target=run_id, args={"stage": stage})
+        await self._svc().scheduler.retry(run_id, stage, failed_only=True, who=self.who)
+
+    async def stop(self, run_id: str) -> None:
+        self.engine.history.add_audit(self.who, "stop", target=run_id, args={})
+        self._svc().scheduler.stop(run_id, who=self.who)
+
+    def trace(self, app: str) -> dict[str, Any]:
+        from core.pipelines.service import trace_app
+
+        return trace_app(self.engine, self._svc().store, app)
 
     def _audit(self, action: str, target: str, args: dict[str, Any]) -> None:
         self.engine.app(target)

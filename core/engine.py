@@ -23,6 +23,7 @@ from typing import Any
 
 from core import paths
 from core.cluster import Cluster, ClusterError
+from core.diff import field_changes, mask_pair, strip_for_diff
 from core.drift import Baseline, Drift, check, make_baseline, node_for
 from core.events import (
     AppError,
@@ -43,6 +44,7 @@ from core.events import (
 from core.health import assess
 from core.history import History
 from core.inventory import Inventory
+from core.kube.structured import project
 from core.model import Action, AppSpec, Config, Health, ObjRef, Plan, PlanItem, Problem, Revision, SyncStatus
 from core.render import Manifest, render
 from core.source import GitSource, SourceError
@@ -673,6 +675,71 @@ class Engine:
             return
         self._after_apply(rt, ref, _baseline(m, answer), answer, "self-heal")
         rt.inflight.pop(ref, None)
+
+    # ----- read models for the console -------------------------------------------------------------------------
+    def objects(self, name: str) -> list[dict[str, Any]]:
+        """One JSON-safe row per object of the app (rendered, applied or drifted), by kind/namespace/name:
+        ``id``, ``kind``, ``namespace``, ``name``, ``sync`` (Synced | OutOfSync | Missing | Unknown),
+        ``health``, ``reason``, ``fields`` and ``managers`` of a drift."""
+        rt = self.app(name)
+        refs = set(rt.manifests) | set(rt.baselines) | set(rt.drifted)
+        rows: list[dict[str, Any]] = []
+        for ref in refs:
+            drift = rt.drifted.get(ref)
+            health, reason = rt.obj_health.get(ref, (Health.UNKNOWN, ""))
+            if drift is not None:
+                sync = "Missing" if drift.missing else "OutOfSync"
+            elif ref in rt.baselines:
+                sync = "Synced"
+            else:
+                sync = "OutOfSync" if rt.pending else "Unknown"
+            rows.append({
+                "id": ref.inventory_id, "group": ref.group, "kind": ref.kind, "namespace": ref.namespace,
+                "name": ref.name, "sync": sync, "health": health.value, "reason": reason,
+                "fields": list(drift.fields) if drift else [], "managers": list(drift.managers) if drift else [],
+            })
+        rows.sort(key=lambda r: (r["kind"] not in FIRST_KINDS, r["kind"], r["namespace"], r["name"]))
+        return rows
+
+    def object_diff(self, name: str, ref_id: str) -> dict[str, Any]:
+        """Desired vs live for one object, Secret values masked, from memory (no API call).
+
+        For an applied object ``desired`` is what we applied (the server's answer, limited to
+        the fields we own) and ``live`` is the watched object limited to the same fields, so
+        server defaults and other managers' fields are no difference. Otherwise ``desired``
+        is the rendered manifest and ``live`` the cached object, if any."""
+        rt = self.app(name)
+        ref = ObjRef.from_inventory_id(ref_id)
+        base = rt.baselines.get(ref)
+        cluster = self.cluster(self._cluster_name(rt.spec))
+        live_obj = cluster.watches.cache.get(ref)
+        desired: dict[str, Any] | None
+        live: dict[str, Any] | None
+        if base is not None:
+            desired = base.expected
+            live = project(live_obj, base.fields, base.node) if live_obj is not None else None
+        else:
+            m = rt.manifests.get(ref)
+            desired = m.obj if m is not None else None
+            live = live_obj
+        desired, live = mask_pair(
+            strip_for_diff(desired) if desired is not None else None,
+            strip_for_diff(live) if live is not None else None,
+        )
+        drift = rt.drifted.get(ref)
+        event = self.state.app(name)
+        detected = event.drifted.get(ref) if event is not None else None
+        return {
+            "id": ref_id,
+            "object": str(ref),
+            "desired": desired,
+            "live": live,
+            "changes": [str(c) for c in field_changes(desired, live)],
+            "drift": None if drift is None else {
+                "missing": drift.missing, "fields": list(drift.fields), "managers": list(drift.managers),
+                "ts": detected.ts if detected is not None else 0.0,
+            },
+        }
 
     # ----- operator commands ----------------------------------------------------------------------------------
     async def set_suspended(self, name: str, value: bool, who: str = "") -> None:

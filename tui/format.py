@@ -34,8 +34,24 @@ APP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("sync", "SYNC"),
     ("health", "HEALTH"),
     ("revision", "REVISION"),
+    ("drift", "DRIFT"),
     ("last_sync", "LAST SYNC"),
 )
+
+# Stage/action status -> (symbol, style). Words stay next to the symbols on the run screen.
+STATUS_CHIPS: dict[str, tuple[str, str]] = {
+    "Succeeded": ("✔", "green"),
+    "Failed": ("✘", "bold red"),
+    "InProgress": ("●", "yellow"),
+    "Waiting": ("⏸", "bold yellow"),
+    "Stopping": ("■", "yellow"),
+    "Stopped": ("■", "red"),
+    "Abandoned": ("■", "red"),
+    "Interrupted": ("!", "bold red"),
+    "Superseded": ("↷", "dim"),
+    "Cancelled": ("-", "dim"),
+    "Pending": ("·", "dim"),
+}
 
 # Rich styles (not theme variables: DataTable cells drop `$var` markup).
 STYLE_BAD = "bold red"
@@ -43,7 +59,8 @@ STYLE_GOOD = "green"
 STYLE_BUSY = "yellow"
 STYLE_DIM = "dim"
 
-Row = tuple[str, str, str, str, str, str]  # five cell texts + the row style
+Row = tuple[str, str, str, str, str, str, str]  # six cell texts (APP_COLUMNS) + the row style
+ROW_STYLE = 6
 
 
 def ago(seconds: float) -> str:
@@ -58,14 +75,14 @@ def ago(seconds: float) -> str:
 
 
 def app_row(app: dict[str, Any], now: float) -> Row:
-    """The APP/SYNC/HEALTH/REVISION/LAST SYNC texts and the row style for one snapshot app."""
+    """The APP/SYNC/HEALTH/REVISION/DRIFT/LAST SYNC texts and the row style for one snapshot app."""
     drift = int(app.get("drift_count") or 0)
     health = str(app.get("health") or "Unknown")
     status = str(app.get("sync_status") or "Unknown")
     suspended = bool(app.get("suspended"))
     if drift:
         # Live differs from Git whatever the last sync said.
-        sync = f"OutOfSync ({drift} drifted)"
+        sync = "Drifted"
     elif suspended:
         sync = "Suspended"
     else:
@@ -89,12 +106,12 @@ def app_row(app: dict[str, Any], now: float) -> Row:
         style = STYLE_GOOD
     else:
         style = ""
-    return (str(app.get("name", "")), sync, health, revision or "-", last_text, style)
+    return (str(app.get("name", "")), sync, health, revision or "-", str(drift), last_text, style)
 
 
 def cells(row: Row) -> list[Text]:
-    style = row[5]
-    return [Text(v, style=style, no_wrap=True, overflow="ellipsis") for v in row[:5]]
+    style = row[ROW_STYLE]
+    return [Text(v, style=style, no_wrap=True, overflow="ellipsis") for v in row[:ROW_STYLE]]
 
 
 def clock(ts: float, utc: bool = False) -> str:
@@ -155,3 +172,52 @@ def run_style(status: str) -> str:
     if s in ("running", "waiting", "pending", "queued"):
         return STYLE_BUSY
     return ""
+
+
+def duration(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}"
+
+
+def short_run(run_id: str) -> str:
+    """``web-20261128-1604-ab12`` -> ``#ab12``: the part that tells runs of one pipeline apart."""
+    return "#" + run_id.rsplit("-", 1)[-1]
+
+
+def _elapsed(item: dict[str, Any], now: float) -> str:
+    start = item.get("started")
+    if not start:
+        return ""
+    end = item.get("finished") or now
+    return duration(float(end) - float(start))
+
+
+def stage_chips(run: dict[str, Any], now: float, durations: bool = True) -> Text:
+    """``✔ build 41s  ✔ test 1m02  ⏸ release`` for one run (stages in order)."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    for i, stage in enumerate(run.get("stages") or []):
+        status = str(stage.get("status", "Pending"))
+        if any(str(a.get("status")) == "Waiting" for a in stage.get("actions") or []):
+            status = "Waiting"
+        symbol, style = STATUS_CHIPS.get(status, ("?", ""))
+        if i:
+            out.append("  ")
+        out.append(f"{symbol} {stage.get('stage', '')}", style=style)
+        took = _elapsed(stage, now) if status not in ("Pending", "Cancelled", "Waiting") else ""
+        if took and durations:
+            out.append(f" {took}", style="dim")
+    return out
+
+
+def run_status_text(run: dict[str, Any], now: float) -> Text:
+    status = str(run.get("status", ""))
+    if any(str(a.get("status")) == "Waiting" for s in run.get("stages") or [] for a in s.get("actions") or []):
+        status = "Waiting"
+    symbol, style = STATUS_CHIPS.get(status, ("?", ""))
+    when = run.get("finished") or run.get("started")
+    age = f" {ago(now - float(when)).removesuffix(' ago')}" if when else ""
+    return Text(f"{symbol} {status}{age}", style=style, no_wrap=True)
