@@ -58,7 +58,7 @@ class Client(Protocol):
 
     async def retry(self, run_id: str, stage: str) -> None: ...
 
-    async def stop(self, run_id: str) -> None: ...
+    async def stop(self, run_id: str, abandon: bool = False) -> None: ...
 
     def trace(self, app: str) -> dict[str, Any]: ...
 
@@ -181,9 +181,9 @@ class LocalClient:
         self.engine.history.add_audit(self.who, "retry", target=run_id, args={"stage": stage})
         await self._svc().scheduler.retry(run_id, stage, failed_only=True, who=self.who)
 
-    async def stop(self, run_id: str) -> None:
-        self.engine.history.add_audit(self.who, "stop", target=run_id, args={})
-        self._svc().scheduler.stop(run_id, who=self.who)
+    async def stop(self, run_id: str, abandon: bool = False) -> None:
+        self.engine.history.add_audit(self.who, "stop", target=run_id, args={"abandon": abandon})
+        self._svc().scheduler.stop(run_id, abandon=abandon, who=self.who)
 
     def trace(self, app: str) -> dict[str, Any]:
         from core.pipelines.service import trace_app

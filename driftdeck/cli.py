@@ -57,7 +57,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    # Headless until the console arrives: sandbox + demo workspace + engine and pipelines, events printed.
     from driftdeck.demo import run_demo
 
     return run_demo(args)
@@ -81,19 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve_args(serve)
     serve.set_defaults(func=_serve)
 
-    demo = sub.add_parser("demo", help="sandbox + demo workspace + reconciliation and pipelines, events printed")
+    demo = sub.add_parser("demo", help="the console on the built-in sandbox cluster and a demo workspace")
     demo.add_argument("--port", type=int, default=0, help="sandbox port on 127.0.0.1 (default: a free one)")
     demo.add_argument("--pace", type=float, default=0.5, help="seconds between sandbox controller phases")
     demo.add_argument("--dir", help=f"demo workspace (default: {paths.state_dir() / 'demo'})")
     demo.add_argument("--fresh", action="store_true", help="recreate the demo workspace")
     demo.add_argument("--exit-after", type=float, metavar="SECONDS", help="stop on its own after SECONDS")
+    demo.add_argument("--headless", action="store_true",
+                      help="no console: print the event stream (the default when stdout is not a terminal)")
+    from driftdeck.console import add_console_options
+
+    add_console_options(demo)
     demo.set_defaults(func=_demo)
 
     import importlib
 
     for name in COMMAND_MODULES:
         try:
-            module = importlib.import_module(f"driftdeck.commands.{name}")
+            module = importlib.import_module("driftdeck.console" if name == "tui" else f"driftdeck.commands.{name}")
         except ModuleNotFoundError as exc:
             if exc.name == f"driftdeck.commands.{name}":
                 continue  # not built yet
@@ -103,11 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Each module in driftdeck/commands registers its verbs with `register(subparsers)`.
-COMMAND_MODULES = ("validate", "reconcile", "pipelines")  # pipelines: run/runs/logs/approve/reject/retry/stop/trace
+COMMAND_MODULES = ("validate", "reconcile", "pipelines", "tui")  # pipelines: run/runs/logs/approve/reject/retry/stop/trace
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["tui", *argv]  # plain `driftdeck [-c FILE] [--read-only]…` opens the console
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

@@ -1,5 +1,5 @@
-"""``driftdeck demo``: the sandbox, a demo workspace and the reconciliation and pipeline
-loops, headless, printing the event stream (the console arrives with a later issue).
+"""``driftdeck demo``: the sandbox, a demo workspace, the reconciliation and pipeline loops
+and the console on them (``--headless``, or stdout not a terminal: the event stream printed).
 
 The workspace holds two real git repositories and a ``driftdeck.yaml``:
 
@@ -184,8 +184,12 @@ def bump_app(root: Path) -> str:
 # ----- run --------------------------------------------------------------------------------------------------
 
 
-def _banner(root: Path, config_path: Path, kubeconfig: str, url: str) -> None:
+def _banner(root: Path, config_path: Path, kubeconfig: str, url: str, console: bool = False) -> None:
     c = str(config_path)
+    if console:
+        print(f"driftdeck demo stopped. The workspace stays in {root}; "
+              f"`driftdeck -c {c}` reopens the console (the sandbox stops with the demo).")
+        return
     lines = [
         "driftdeck demo: the sandbox cluster, a demo workspace and the reconciliation + pipeline loops",
         f"  sandbox:    {url}",
@@ -252,6 +256,17 @@ async def _loop(config_path: Path, root: Path, exit_after: float | None) -> int:
     return 0
 
 
+async def _console(config_path: Path, root: Path, args: argparse.Namespace, url: str) -> int:
+    from driftdeck.console import app_options, run_console
+
+    async def after_start() -> None:
+        await asyncio.to_thread(bump_app, root)  # a commit to app-repo: pipeline web starts
+
+    options = app_options(args)
+    return await run_console(str(config_path), options, after_start=after_start, cluster_label="sandbox",
+                             exit_after=args.exit_after)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from sandbox.server import Options, SandboxServer
 
@@ -270,7 +285,12 @@ def run_demo(args: argparse.Namespace) -> int:
     except Exception as exc:
         print(f"driftdeck demo: cannot start the sandbox: {exc}", file=sys.stderr)
         return 2
+    headless = getattr(args, "headless", False) or not sys.stdout.isatty()
     try:
+        if not headless:
+            code = asyncio.run(_console(config_path, root, args, server.url))
+            _banner(root, config_path, kubeconfig, server.url, console=True)
+            return code
         _banner(root, config_path, kubeconfig, server.url)
         return asyncio.run(_loop(config_path, root, args.exit_after))
     finally:

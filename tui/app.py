@@ -84,7 +84,7 @@ class ConsoleClient(Protocol):
     async def approve(self, run_id: str, action: str, comment: str = "") -> None: ...
     async def reject(self, run_id: str, action: str, comment: str = "") -> None: ...
     async def retry(self, run_id: str, stage: str) -> None: ...
-    async def stop(self, run_id: str) -> None: ...
+    async def stop(self, run_id: str, abandon: bool = False) -> None: ...
 
 
 def key_label(key: str) -> str:
@@ -167,6 +167,7 @@ class DriftdeckApp(OperatorActions, App[None]):
         refresh_hz: float | None = None,
         theme: str | None = None,
         keymap: dict[str, str] | None = None,
+        notices: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.client = client
@@ -181,6 +182,7 @@ class DriftdeckApp(OperatorActions, App[None]):
         self.flush_interval = 1 / self.refresh_hz
         self.theme_name = theme or "driftdeck-dark"
         self.user_keymap = dict(keymap or {})
+        self.notices = list(notices or [])  # config problems etc., shown once mounted
         self.animation_level = "none"  # no animations, over SSH or not
         self.filter_text = ""
         self.command_results = []
@@ -231,10 +233,13 @@ class DriftdeckApp(OperatorActions, App[None]):
         self.sub = self.client.subscribe()
         self._load(self.client.snapshot())
         self._load_pipelines()
+        self._update_header()
         self._consume(self.sub)
         self.set_interval(self.flush_interval, self._apply_pending, name="flush")
         self.set_interval(30, self._tick, name="relative-times")
         self._check_size()
+        for notice in self.notices:
+            self.notify(notice, severity="warning", timeout=10)
         table.focus()
 
     @property
@@ -276,6 +281,8 @@ class DriftdeckApp(OperatorActions, App[None]):
             self._latest[name] = run or {"id": "", "pipeline": name, "status": "", "stages": []}
             self._pipelines_dirty.add(name)
         self._apply_runs()
+        if not self.pipelines_table.rows:
+            self.pipelines_table.add_row(Text("no pipelines", style="dim"), "", "", "", key=NO_RUNS_KEY)
 
     def _clock(self, ts: float) -> str:
         return time.strftime("%H:%M:%S", time.gmtime(ts) if self.utc else time.localtime(ts))

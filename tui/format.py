@@ -88,8 +88,14 @@ def app_row(app: dict[str, Any], now: float) -> Row:
     else:
         sync = status
     rev = app.get("revision") or {}
-    revision = str(rev.get("sha", ""))[:7] if isinstance(rev, dict) else ""
+    plan = app.get("plan") or {}
     last = app.get("last_sync")
+    # The source head once a RevisionDetected arrived, else what the last plan or sync used.
+    revision = (
+        (str(rev.get("sha", "")) if isinstance(rev, dict) else "")
+        or (str(plan.get("revision_sha", "")) if isinstance(plan, dict) else "")
+        or (str(last.get("revision_sha", "")) if isinstance(last, dict) else "")
+    )[:7]
     if app.get("syncing"):
         last_text = "syncing…"
     elif isinstance(last, dict):
@@ -151,13 +157,14 @@ def activity_line(ev: Event, utc: bool = False) -> str:
     if isinstance(ev, RevisionDetected):
         return line("REVISION", ev.source, f"{ev.revision.short} {ev.revision.subject}".strip())
     if isinstance(ev, RunStarted):
-        return line("RUN", ev.pipeline, f"#{ev.run_id} started ({ev.trigger})")
+        return line("RUN", ev.pipeline, f"{short_run(ev.run_id)} started ({ev.trigger}) at {ev.revision_sha[:7]}")
     if isinstance(ev, RunFinished):
-        return line("RUN", ev.pipeline, f"#{ev.run_id} {ev.status}")
+        return line("RUN", ev.pipeline, f"{short_run(ev.run_id)} {ev.status} {ev.message}".rstrip())
     if isinstance(ev, StageChanged):
-        return line("STAGE", ev.pipeline, f"#{ev.run_id} {ev.stage} {ev.status}")
+        return line("STAGE", ev.pipeline, f"{short_run(ev.run_id)} {ev.stage} {ev.status}")
     if isinstance(ev, ApprovalRequested):
-        return line("APPROVAL", ev.pipeline, f"#{ev.run_id} {ev.stage}/{ev.action} waiting for an operator")
+        return line("APPROVAL", ev.pipeline, f"{short_run(ev.run_id)} {ev.stage}.{ev.action} waiting for an operator"
+                    " (a approves)")
     if isinstance(ev, Lagged):
         return line("LAGGED", "-", f"{ev.dropped} events dropped; view refreshed from a snapshot")
     return ""  # too chatty for the feed (per-object health, log lines, plans…)

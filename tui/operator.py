@@ -59,6 +59,40 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(value)
 
 
+class StopScreen(ModalScreen[str]):
+    """CodePipeline's two ways to stop a run: ``w`` wait for in-flight actions, ``a`` abandon them."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("w", "answer('wait')", "Stop and wait", id="stop.wait"),
+        Binding("a", "answer('abandon')", "Stop and abandon", id="stop.abandon"),
+        Binding("n,escape", "answer('')", "Cancel", id="stop.cancel"),
+    ]
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box"):
+            yield Static(f"[b]Stop run {self.run_id}?[/b]", id="confirm-title", markup=True)
+            yield Static("Stop and wait: running actions finish, nothing new starts.\n"
+                         "Stop and abandon: running actions are terminated (SIGTERM, then SIGKILL after "
+                         "their grace period).", id="confirm-body", markup=False)
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Wait (w)", id="stop-wait", variant="warning")
+                yield Button("Abandon (a)", id="stop-abandon", variant="error")
+                yield Button("Cancel (n)", id="stop-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#stop-cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss({"stop-wait": "wait", "stop-abandon": "abandon"}.get(event.button.id or "", ""))
+
+    def action_answer(self, value: str) -> None:
+        self.dismiss(value)
+
+
 class OperatorActions(_Base):
     """Mixin for :class:`~tui.app.DriftdeckApp`: every operator command goes through here."""
 
@@ -153,7 +187,15 @@ class OperatorActions(_Base):
             self.run_command(f"retry {run_id} {stage}", lambda: self.client.retry(run_id, stage))
 
     def request_stop(self, run_id: str) -> None:
-        if self._guard(f"stop {run_id}"):
-            self._confirm_then(f"Stop run {run_id}?",
-                               "Running actions get their grace period, then the run ends as Stopped.",
-                               "Stop", f"stop {run_id}", lambda: self.client.stop(run_id))
+        if not self._guard(f"stop {run_id}"):
+            return
+
+        def done(how: str | None) -> None:
+            if not how:
+                self.notify(f"stop {run_id}: cancelled")
+                return
+            abandon = how == "abandon"
+            self.run_command(f"stop {run_id}" + (" (abandon)" if abandon else ""),
+                             lambda: self.client.stop(run_id, abandon=abandon))
+
+        self.push_screen(StopScreen(run_id), done)

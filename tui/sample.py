@@ -122,7 +122,7 @@ class SampleClient:
     async def retry(self, run_id: str, stage: str) -> None:
         self.calls.append(("retry", (run_id, stage)))
 
-    async def stop(self, run_id: str) -> None:
+    async def stop(self, run_id: str, abandon: bool = False) -> None:
         self.calls.append(("stop", (run_id,)))
 
 

@@ -34,7 +34,7 @@ def test_workspace_is_created_once_and_reused(tmp_path: Path) -> None:
 def test_demo_prints_the_event_stream(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     proc = subprocess.run(
-        [sys.executable, "-m", "driftdeck", "demo", "--dir", str(ws), "--exit-after", "25"],
+        [sys.executable, "-m", "driftdeck", "demo", "--headless", "--dir", str(ws), "--exit-after", "25"],
         capture_output=True, text=True, env=_env(tmp_path), cwd=str(ROOT), timeout=60,
     )
     out = proc.stdout

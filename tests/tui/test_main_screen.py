@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from textual.widgets import DataTable, Input, Log
+from textual.widgets import Input, Log
 
 from core.events import DriftDetected, DriftResolved, RunStarted, StageChanged
 from core.model import ObjRef
@@ -38,14 +38,26 @@ async def test_initial_rows_come_from_the_snapshot() -> None:
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
         assert shown(app) == ["api", "billing", "infra", "payments", "web"]
-        assert row(app, "web") == ["web", "Synced", "Healthy", "9f8e7d6", "2m ago ok"]
-        assert row(app, "payments")[1] == "OutOfSync (1 drifted)"
+        assert row(app, "web") == ["web", "Synced", "Healthy", "9f8e7d6", "0", "2m ago ok"]
+        assert row(app, "payments")[1] == "Drifted" and row(app, "payments")[4] == "1"
         assert row(app, "billing")[1] == "Suspended"
         assert row(app, "api")[1:3] == ["OutOfSync", "Progressing"]
-        pipes = app.query_one("#pipelines-table", DataTable)
-        assert str(pipes.get_row_at(0)[0]) == "no runs yet"
+        pipes = app.pipelines_table
+        assert [str(k.value) for k in pipes.rows] == ["api", "web", "worker"]
+        web = [str(c) for c in pipes.get_row("web")]
+        assert web[:3] == ["web", "#42", "⏸ Waiting 6m"]
+        assert web[3] == "✔ build  ✔ test  ⏸ release  · deploy"
+        assert str(pipes.get_row("worker")[2]).startswith("✘ Failed")
         header = str(app.query_one("#header").render())
-        assert "READ-ONLY" in header and "sandbox" in header
+        assert "sandbox" in header and "operator" in header and "1 waiting" in header
+        assert "READ-ONLY" not in header
+
+
+async def test_read_only_is_in_the_header() -> None:
+    app = DriftdeckApp(sample_client(), cluster="sandbox", clock=lambda: T0, utc=True, read_only=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert "READ-ONLY" in str(app.query_one("#header").render())
 
 
 async def test_drift_detected_then_resolved_updates_the_row_in_place() -> None:
@@ -66,9 +78,10 @@ async def test_drift_detected_then_resolved_updates_the_row_in_place() -> None:
         # Buffered, not applied per event: the row is unchanged until the next batch.
         assert row(app, "web")[1] == "Synced"
         await settle(pilot)
-        assert row(app, "web")[1] == "OutOfSync (1 drifted)"
+        assert row(app, "web")[1] == "Drifted"
         assert app.flushes > flushes
         assert table.row_count == 5  # patched, not rebuilt
+        assert app.query_one("#header").render().plain.count("2 drifted") == 1
         assert any("DRIFT" in line and "web" in line and "kubectl-scale" in line for line in activity(app))
 
         client.publish(DriftResolved(app="web", ref=web_drift.ref, how="self-heal", ts=T0 + 1))
@@ -89,22 +102,42 @@ async def test_a_burst_of_events_is_coalesced_into_few_batches() -> None:
             client.publish(payments_drift(T0 + i))
         await settle(pilot)
         assert app.flushes - before <= 3
-        assert row(app, "payments")[1] == "OutOfSync (1 drifted)"
+        assert row(app, "payments")[1] == "Drifted"
         assert len(activity(app)) <= 500  # bounded feed, newest last
         assert "DRIFT" in activity(app)[-1]
 
 
-async def test_pipeline_runs_replace_the_placeholder() -> None:
+async def test_a_pipeline_row_is_reread_when_its_run_changes() -> None:
     client = sample_client()
     app = make_app(client)
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
-        client.publish(RunStarted(pipeline="web", run_id="42", revision_sha="a1b2c3d", ts=T0))
-        client.publish(StageChanged(pipeline="web", run_id="42", stage="build", status="running", ts=T0))
+        run = client._runs["web-42"]
+        run["stages"][2]["status"] = "Succeeded"
+        run["stages"][2]["actions"][0].update(status="Succeeded", finished=T0 - 10)
+        run["stages"][3].update(status="InProgress", started=T0 - 10)
+        # The row is re-read only when an event about the pipeline arrives.
+        assert "⏸ release" in str(app.pipelines_table.get_row("web")[3])
+        client.publish(StageChanged(pipeline="web", run_id="web-42", stage="deploy", status="InProgress", ts=T0))
         await settle(pilot)
-        pipes = app.query_one("#pipelines-table", DataTable)
-        assert [str(c) for c in pipes.get_row("web")] == ["web", "#42", "build running"]
-        assert pipes.row_count == 1
+        cells_ = [str(c) for c in app.pipelines_table.get_row("web")]
+        assert cells_[3] == "✔ build  ✔ test  ✔ release  ● deploy"
+        assert cells_[2].startswith("● InProgress")
+        assert any("STAGE" in line and "#42 deploy InProgress" in line for line in activity(app))
+
+
+async def test_no_pipelines_says_so() -> None:
+    client = SampleClient()
+    client.model.add_app("web", source="config")
+    app = make_app(client)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert str(app.pipelines_table.get_row_at(0)[0]) == "no pipelines"
+        client._pipelines = [{"name": "web", "source": "app", "stages": ["build"]}]
+        client._runs["web-1"] = {**sample_client()._runs["web-42"], "id": "web-1"}
+        client.publish(RunStarted(pipeline="web", run_id="web-1", revision_sha="a1b2c3d", ts=T0))
+        await settle(pilot)
+        assert [str(k.value) for k in app.pipelines_table.rows] == ["web"]
 
 
 async def test_slash_filters_the_apps_table() -> None:
@@ -124,7 +157,7 @@ async def test_slash_filters_the_apps_table() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert shown(app) == ["api", "billing", "infra", "payments", "web"]
-        assert row(app, "web")[1] == "OutOfSync (1 drifted)"
+        assert row(app, "web")[1] == "Drifted"
 
 
 async def test_question_mark_opens_help_listing_bindings() -> None:
@@ -135,8 +168,8 @@ async def test_question_mark_opens_help_listing_bindings() -> None:
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         text = str(app.screen.query_one("#help-body").render())
-        assert "Read-only view" in text and "No operator actions yet" in text
-        for binding_id in ("quit", "help", "filter"):
+        assert "Destructive actions" in text
+        for binding_id in ("quit", "help", "filter", "sync", "revert", "run", "approve", "stop", "open"):
             assert f"({binding_id})" in text
         await pilot.press("escape")
         await pilot.pause()
@@ -164,8 +197,7 @@ async def _with_activity(pilot: Any) -> None:
     client = app.client
     assert isinstance(client, SampleClient)
     client.publish(payments_drift(T0 - 5))
-    client.publish(RunStarted(pipeline="web", run_id="42", revision_sha="a1b2c3d", ts=T0 - 4))
-    client.publish(StageChanged(pipeline="web", run_id="42", stage="test", status="running", ts=T0 - 3))
+    client.publish(StageChanged(pipeline="web", run_id="web-42", stage="release", status="InProgress", ts=T0 - 3))
     await pilot.pause(FLUSH_INTERVAL * 3)
     app.workers.cancel_group(app, "events")
     app.apps_table.focus()  # fixed cursor
