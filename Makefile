@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench kubectl clean
+.PHONY: demo test lint bench screenshots kubectl clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: $(STAMP)
 	$(PY) bench/drift_bench.py
 	$(PY) bench/scheduler_bench.py
 	@test ! -f bench/engine_bench.py || $(PY) bench/engine_bench.py
+	@test ! -f bench/tui_bench.py || $(PY) bench/tui_bench.py
+
+screenshots: $(STAMP)
+	$(PY) screenshots/make_screenshots.py
 
 clean:
 	rm -rf $(VENV)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -145,7 +145,8 @@ class DriftdeckApp(OperatorActions, App[None]):
         Binding("x", "stop", "Stop run", id="stop"),
         Binding("R", "retry", "Retry", id="retry", show=False),
         Binding("z", "suspend", "Suspend/resume", id="suspend", show=False),
-        Binding("tab", "switch_panel", "Switch panel", id="switch_panel", show=False),
+        # priority: the screen's own tab (focus next) would win otherwise; falls through off the tables.
+        Binding("tab", "switch_panel", "Switch panel", id="switch_panel", show=False, priority=True),
         Binding("slash", "filter", "Filter", id="filter", key_display="/"),
         Binding("colon", "command_line", "Command", id="command_line", key_display=":", show=False),
         Binding("escape", "clear_filter", "Clear filter", id="clear_filter", show=False),
@@ -250,11 +251,12 @@ class DriftdeckApp(OperatorActions, App[None]):
     def pipelines_table(self) -> DataTable[Any]:
         return self.query_one("#pipelines-table", DataTable)
 
-    def on_resize(self) -> None:
-        self._check_size()
+    def on_resize(self, event: events.Resize) -> None:
+        self._check_size(event.size.width, event.size.height)
 
-    def _check_size(self) -> None:
-        w, h = self.size
+    def _check_size(self, w: int | None = None, h: int | None = None) -> None:
+        if w is None or h is None:
+            w, h = self.size
         small = w < MIN_SIZE[0] or h < MIN_SIZE[1]
         notice = self.query_one("#too-small", Static)
         notice.set_class(small, "-shown")
@@ -480,7 +482,9 @@ class DriftdeckApp(OperatorActions, App[None]):
         actions do nothing on the detail screens (they have their own bindings)."""
         if action in self.OPERATOR_ACTIONS and self.read_only:
             return None
-        main_only = self.OPERATOR_ACTIONS | {"open", "diff", "switch_panel", "filter"}
+        if action == "switch_panel":
+            return self._on_main() and self.focused in (self.apps_table, self.pipelines_table)
+        main_only = self.OPERATOR_ACTIONS | {"open", "diff", "filter"}
         return self._on_main() or action not in main_only
 
     def _on_main(self) -> bool:

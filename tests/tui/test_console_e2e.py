@@ -139,7 +139,7 @@ async def test_drift_appears_from_the_watch_event_and_sync_clears_it(
         await pilot.press("s")
         await confirm(pilot)
         await until(pilot, lambda: cell(app, "apps", "web", 1) == "Synced", "web Synced after s, y")
-        assert ("sync web", True) == app.command_results[-1][:2], app.command_results
+        assert app.command_results[-1][:2] == ("sync web", True), app.command_results
 
         # A foreign write through the apiserver: the row turns Drifted from the watch event alone.
         apps_api = k8s.AppsV1Api(api_client(sandbox_kubeconfig))
