@@ -9,7 +9,8 @@ a caller cannot tell which it has.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from core.engine import Engine, EngineError, SyncOutcome
 from core.events import Subscription
@@ -17,6 +18,8 @@ from core.model import Plan
 
 if TYPE_CHECKING:
     from core.pipelines.service import PipelineService
+
+T = TypeVar("T")
 
 
 class Client(Protocol):
@@ -74,12 +77,25 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class LocalClient:
-    """The engine in this process. ``who`` is recorded with every command."""
+def outcome_text(result: Any) -> str:
+    """The audit ``result`` of a command's return value."""
+    if isinstance(result, SyncOutcome):
+        return f"{'ok' if result.ok else 'failed'}: {result.message}"
+    if isinstance(result, str) and result:
+        return f"ok: {result}"
+    return "ok"
 
-    def __init__(self, engine: Engine, who: str, pipelines: PipelineService | None = None) -> None:
+
+class LocalClient:
+    """The engine in this process. ``who`` (and ``terminal``) are recorded with every command:
+    an audit row is written before the command runs and its result filled in afterwards, so a
+    crash in the middle still leaves the row."""
+
+    def __init__(self, engine: Engine, who: str, pipelines: PipelineService | None = None,
+                 terminal: str = "") -> None:
         self.engine = engine
         self.who = who
+        self.terminal = terminal
         self.pipeline_service = pipelines
 
     def snapshot(self) -> dict[str, Any]:
@@ -91,21 +107,36 @@ class LocalClient:
     async def plan(self, app: str) -> Plan:
         return await self.engine.plan(app)
 
+    async def _audited(self, action: str, target: str, args: dict[str, Any],
+                       command: Callable[[], Awaitable[T]]) -> T:
+        history = self.engine.history
+        audit_id = history.add_audit(self.who, action, target=target, args=args, result="started",
+                                     terminal=self.terminal)
+        try:
+            result = await command()
+        except Exception as exc:
+            history.set_audit_result(audit_id, f"error: {exc}")
+            raise
+        history.set_audit_result(audit_id, outcome_text(result))
+        return result
+
     async def sync(self, app: str, *, dry_run: bool = False, wait: bool = True) -> SyncOutcome:
-        self._audit("sync", app, {"dryRun": dry_run})
-        return await self.engine.sync(app, who=self.who, dry_run=dry_run, wait=wait)
+        self.engine.app(app)  # unknown app -> EngineError before anything is audited
+        return await self._audited("sync", app, {"dryRun": dry_run}, lambda: self.engine.sync(
+            app, who=self.who, dry_run=dry_run, wait=wait))
 
     async def suspend(self, app: str) -> None:
-        self._audit("suspend", app, {})
-        await self.engine.set_suspended(app, True, self.who)
+        self.engine.app(app)
+        await self._audited("suspend", app, {}, lambda: self.engine.set_suspended(app, True, self.who))
 
     async def resume(self, app: str) -> None:
-        self._audit("resume", app, {})
-        await self.engine.set_suspended(app, False, self.who)
+        self.engine.app(app)
+        await self._audited("resume", app, {}, lambda: self.engine.set_suspended(app, False, self.who))
 
     async def revert(self, app: str, *, to: str | None = None) -> SyncOutcome:
-        self._audit("revert", app, {"to": to} if to else {"last": True})
-        return await self.engine.revert(app, to=to, last=to is None, who=self.who)
+        self.engine.app(app)
+        return await self._audited("revert", app, {"to": to} if to else {"last": True}, lambda: self.engine.revert(
+            app, to=to, last=to is None, who=self.who))
 
     def history(self, app: str, limit: int = 50) -> list[dict[str, Any]]:
         self.engine.app(app)  # unknown app -> EngineError
@@ -165,31 +196,42 @@ class LocalClient:
         spec = svc.specs().get(pipeline)
         if spec is None:
             raise EngineError(f"no pipeline {pipeline!r}")
-        self.engine.history.add_audit(self.who, "run", target=pipeline, args={"stage": stage or ""})
-        revision = await asyncio.to_thread(self.engine.source(spec.source).head)
-        return await svc.scheduler.start_run(pipeline, revision, stage=stage, trigger="manual", who=self.who)
+
+        async def start() -> str:
+            revision = await asyncio.to_thread(self.engine.source(spec.source).head)
+            return await svc.scheduler.start_run(pipeline, revision, stage=stage, trigger="manual", who=self.who)
+
+        return await self._audited("run", pipeline, {"stage": stage or ""}, start)
+
+    async def _scheduler_call(self, action: str, run_id: str, args: dict[str, Any], fn: Callable[[], Any]) -> None:
+        async def call() -> None:
+            result = fn()
+            if asyncio.iscoroutine(result):
+                await result
+
+        await self._audited(action, run_id, args, call)
 
     async def approve(self, run_id: str, action: str, comment: str = "") -> None:
-        self.engine.history.add_audit(self.who, "approve", target=run_id, args={"action": action})
-        self._svc().scheduler.approve(run_id, action, who=self.who, comment=comment)
+        sched = self._svc().scheduler
+        await self._scheduler_call("approve", run_id, {"action": action}, lambda: sched.approve(
+            run_id, action, who=self.who, comment=comment))
 
     async def reject(self, run_id: str, action: str, comment: str = "") -> None:
-        self.engine.history.add_audit(self.who, "reject", target=run_id, args={"action": action})
-        self._svc().scheduler.reject(run_id, action, who=self.who, comment=comment)
+        sched = self._svc().scheduler
+        await self._scheduler_call("reject", run_id, {"action": action}, lambda: sched.reject(
+            run_id, action, who=self.who, comment=comment))
 
     async def retry(self, run_id: str, stage: str) -> None:
-        self.engine.history.add_audit(self.who, "retry", target=run_id, args={"stage": stage})
-        await self._svc().scheduler.retry(run_id, stage, failed_only=True, who=self.who)
+        sched = self._svc().scheduler
+        await self._scheduler_call("retry", run_id, {"stage": stage}, lambda: sched.retry(
+            run_id, stage, failed_only=True, who=self.who))
 
     async def stop(self, run_id: str, abandon: bool = False) -> None:
-        self.engine.history.add_audit(self.who, "stop", target=run_id, args={"abandon": abandon})
-        self._svc().scheduler.stop(run_id, abandon=abandon, who=self.who)
+        sched = self._svc().scheduler
+        await self._scheduler_call("stop", run_id, {"abandon": abandon}, lambda: sched.stop(
+            run_id, abandon=abandon, who=self.who))
 
     def trace(self, app: str) -> dict[str, Any]:
         from core.pipelines.service import trace_app
 
         return trace_app(self.engine, self._svc().store, app)
-
-    def _audit(self, action: str, target: str, args: dict[str, Any]) -> None:
-        self.engine.app(target)
-        self.engine.history.add_audit(self.who, action, target=target, args=args)

@@ -320,6 +320,11 @@ class History:
             )
             return int(cur.lastrowid or 0)
 
+    def set_audit_result(self, audit_id: int, result: str) -> None:
+        """Fill in the outcome of an audited command (its row is written before it runs)."""
+        with self._tx() as db:
+            db.execute("UPDATE audit SET result = ? WHERE id = ?", (result, audit_id))
+
     def mark_interrupted(self, message: str = "interrupted: driftdeck stopped during the sync") -> int:
         """Close syncs left open by a crash (call once at daemon start); returns how many."""
         now = time.time()
