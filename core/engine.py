@@ -171,6 +171,8 @@ class Engine:
         self._owner: dict[ObjRef, str] = {}  # ref -> app that manages it
         self._watching: set[tuple[str, str, str]] = set()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._interval_tasks: dict[str, asyncio.Task[Any]] = {}
+        self._source_tasks: dict[str, asyncio.Task[Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
 
@@ -782,9 +784,73 @@ class Engine:
             # (until the interval loop). Apps that saw different heads: "" makes the watch yield at once.
             seen = {rt.revision.sha for rt in self.apps.values() if rt.spec.source == src_name and rt.revision}
             since = seen.pop() if len(seen) == 1 else ("" if seen else None)
-            self._tasks.append(asyncio.create_task(self._source_loop(src_name, since)))
+            self._start_source_loop(src_name, since)
         for name in self.apps:
-            self._tasks.append(asyncio.create_task(self._interval_loop(name)))
+            self._start_interval_loop(name)
+
+    def _start_source_loop(self, src_name: str, since: str | None) -> None:
+        task = asyncio.create_task(self._source_loop(src_name, since), name=f"source {src_name}")
+        self._source_tasks[src_name] = task
+        self._tasks.append(task)
+
+    def _start_interval_loop(self, name: str) -> None:
+        task = asyncio.create_task(self._interval_loop(name), name=f"interval {name}")
+        self._interval_tasks[name] = task
+        self._tasks.append(task)
+
+    async def reconfigure(self, config: Config) -> list[str]:
+        """Apply a reloaded configuration in place (the daemon's SIGHUP): apps added, removed
+        or changed, new sources watched. Objects of a removed app stay in the cluster (as when
+        Argo CD deletes an Application non-cascading). Cluster changes need a restart.
+        Returns the changes, one line each."""
+        changes: list[str] = []
+        if {n: c for n, c in config.clusters.items()} != {n: c for n, c in self.config.clusters.items()}:
+            changes.append("clusters changed: takes effect after a restart")
+        old_sources = self.config.sources
+        self.config = config
+        for name in sorted(set(self.apps) - set(config.apps)):
+            rt = self.apps.pop(name)
+            for t in rt.heal_tasks.values():
+                t.cancel()
+            task = self._interval_tasks.pop(name, None)
+            if task is not None:
+                task.cancel()
+            self.state.remove_app(name)
+            for ref, owner in list(self._owner.items()):
+                if owner == name:
+                    del self._owner[ref]
+            changes.append(f"app {name} removed (its objects stay in the cluster)")
+        touched: list[str] = []
+        for name, spec in config.apps.items():
+            existing = self.apps.get(name)
+            if existing is None:
+                self.apps[name] = AppRuntime(spec, suspended=spec.suspend or self.inventory.suspended(name))
+                self.state.add_app(spec)
+                changes.append(f"app {name} added")
+            elif existing.spec != spec:
+                existing.spec = spec
+                self.state.add_app(spec)
+                changes.append(f"app {name} changed")
+            else:
+                continue
+            touched.append(name)
+        for src_name, src_spec in config.sources.items():
+            if old_sources.get(src_name) not in (None, src_spec):
+                self.sources.pop(src_name, None)  # re-created from the new spec on next use
+                task = self._source_tasks.pop(src_name, None)
+                if task is not None:
+                    task.cancel()
+                changes.append(f"source {src_name} changed")
+        if self._running:
+            for src_name in sorted({a.spec.source for a in self.apps.values()} - set(self._source_tasks)):
+                self._start_source_loop(src_name, None)
+            for name in touched:
+                if name not in self._interval_tasks:
+                    self._start_interval_loop(name)
+            for name in self._ordered_apps():
+                if name in touched:
+                    await self._reconcile(name, reason="config reload")
+        return changes
 
     async def stop(self) -> None:
         self._running = False
@@ -848,7 +914,7 @@ class Engine:
                     self.emit(AppError(name, f"source {src_name} stopped: {exc}"))
 
     async def _interval_loop(self, name: str) -> None:
-        rt = self.apps[name]
-        while True:
-            await asyncio.sleep(max(1.0, rt.spec.interval))
-            await self._reconcile(name, reason="interval")
+        while name in self.apps:
+            await asyncio.sleep(max(1.0, self.apps[name].spec.interval))
+            if name in self.apps:
+                await self._reconcile(name, reason="interval")

@@ -307,6 +307,15 @@ class ObjectHealthChanged(Event):
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class ConfigReloaded(Event):
+    """The daemon reloaded its configuration (SIGHUP): apps or pipelines may have come or gone,
+    so clients re-read a snapshot."""
+
+    changes: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
 # ----- pipelines ------------------------------------------------------------------------------
 # Statuses are ``core.pipelines.types.Status`` values, carried as strings so this module stays
 # independent of the pipeline package.

@@ -27,6 +27,7 @@ from core.events import (
     SyncFinished,
     SyncStarted,
     SyncStatusChanged,
+    decode,
     encode,
 )
 from core.model import AppSpec, Config, Health, ObjRef, Revision, SyncStatus
@@ -255,6 +256,49 @@ class StateModel:
         entry.object_json[ev.ref.inventory_id] = {"health": ev.health.value, "reason": ev.reason, "ts": ev.ts}
 
     # ----- snapshot ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_snapshot(cls, snap: dict[str, Any]) -> StateModel:
+        """A model equal to the one that produced ``snap`` (a client's mirror of the daemon's)."""
+        model = cls()
+        model.seq = int(snap.get("seq") or 0)
+        model.ts = float(snap.get("ts") or 0.0)
+        for name, rev in (snap.get("sources") or {}).items():
+            if rev:
+                model._sources[name] = decode(Revision, rev)
+        for name, data in (snap.get("apps") or {}).items():
+            st = model.add_app(name, source=str(data.get("source") or ""), suspended=bool(data.get("suspended")))
+            entry = model._apps[name]
+            st.revision = decode(Revision, data["revision"]) if data.get("revision") else None
+            st.sync_status = SyncStatus(data.get("sync_status") or SyncStatus.UNKNOWN.value)
+            st.health = Health(data.get("health") or Health.UNKNOWN.value)
+            st.health_reason = str(data.get("health_reason") or "")
+            st.last_sync = decode(LastSync, data["last_sync"]) if data.get("last_sync") else None
+            syncing = data.get("syncing")
+            if syncing:
+                st.syncing = SyncStarted(name, syncing["revision_sha"], who=syncing.get("who", ""),
+                                         dry_run=bool(syncing.get("dry_run")), ts=float(syncing.get("started") or 0))
+            plan = data.get("plan")
+            if plan:
+                st.plan = PlanReady.from_dict({**plan, "type": "PlanReady", "app": name})
+            revert = data.get("last_revert")
+            if revert:
+                st.last_revert = RevertCommitted.from_dict({**revert, "type": "RevertCommitted", "app": name})
+            st.last_error = str(data.get("last_error") or "")
+            st.last_error_ts = float(data.get("last_error_ts") or 0.0)
+            st.updated = float(data.get("updated") or 0.0)
+            for inv_id, d in (data.get("drifted") or {}).items():
+                ref = ObjRef.from_inventory_id(inv_id)
+                st.drifted[ref] = DriftDetected(name, ref, fields=tuple(d.get("fields") or ()),
+                                                managers=tuple(d.get("managers") or ()),
+                                                missing=bool(d.get("missing")), ts=float(d.get("ts") or 0))
+                entry.drift_json[inv_id] = d
+            for inv_id, d in (data.get("objects") or {}).items():
+                ref = ObjRef.from_inventory_id(inv_id)
+                st.objects[ref] = ObjectHealth(Health(d["health"]), d.get("reason", ""), float(d.get("ts") or 0))
+                entry.object_json[inv_id] = d
+            entry.core_json = None
+        return model
 
     def snapshot(self, app: str | None = None) -> dict[str, Any]:
         """JSON-safe state: ``{"seq", "ts", "sources", "apps": {name: {...}}}``.

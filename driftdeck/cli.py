@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Each module in driftdeck/commands registers its verbs with `register(subparsers)`.
-COMMAND_MODULES = ("validate", "reconcile", "pipelines", "tui")  # pipelines: run/runs/logs/approve/reject/retry/stop/trace
+COMMAND_MODULES = ("validate", "reconcile", "pipelines", "tui", "daemon")  # pipelines: run/runs/logs/approve/reject/retry/stop/trace
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -148,6 +148,21 @@ class PipelineService:
         self._loops: list[asyncio.Task[Any]] = []
         self._started = False
 
+    def reconfigure(self, config: Config) -> list[str]:
+        """Use a reloaded configuration's pipelines; runs in flight keep the spec they started with."""
+        lines = pipeline_lines(config.path) if config.path else {}
+        specs, problems = parse_pipelines(
+            config.pipelines, file=config.path, lines=lines, sources=config.sources, apps=config.apps
+        )
+        before = set(self.config_specs)
+        self.config = config
+        self.config_specs = specs
+        self.problems = list(problems)
+        self.scheduler.update_specs(self.specs())
+        changes = [f"pipeline {n} added" for n in sorted(set(specs) - before)]
+        changes += [f"pipeline {n} removed" for n in sorted(before - set(specs))]
+        return changes
+
     # ----- executors ---------------------------------------------------------------------------
 
     async def _sync_app(self, app: str, timeout: float) -> tuple[bool, str]:

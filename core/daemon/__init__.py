@@ -1,0 +1,1 @@
+"""The headless daemon: the engine and pipelines with no UI, serving the client API on a socket."""
