@@ -1,4 +1,5 @@
-"""``driftdeck tui`` (and plain ``driftdeck``): the console on an in-process engine.
+"""``driftdeck tui`` (and plain ``driftdeck``): the console, attached to a running daemon
+(``--connect``, ``$DRIFTDECK_SOCKET`` or the default socket) or on an in-process engine.
 
 The engine and the pipeline service run in the console's own event loop; the first paint
 does not wait for them: apps show from the config at once and fill in as the initial
@@ -20,6 +21,9 @@ from typing import Any
 import yaml
 
 from core import paths
+from core.daemon.protocol import RemoteError
+from core.daemon.remote import Address
+from driftdeck.attach import add_connect_options, daemon_address
 
 EXIT_OK, EXIT_ERROR = 0, 2
 
@@ -130,7 +134,39 @@ async def run_console(
     return EXIT_OK
 
 
+async def run_attached(address: Address, options: dict[str, Any]) -> int:
+    """The console on a running daemon: read-only when the daemon says this user is a viewer."""
+    from core.daemon.remote import RemoteClient
+    from tui.app import DriftdeckApp
+
+    client = RemoteClient(address)
+    try:
+        await client.connect()
+    except (OSError, RemoteError, TimeoutError) as exc:
+        print(f"driftdeck: cannot attach to the daemon at {address}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    _log_to_file()
+    role = str(client.identity.get("role", ""))
+    notices = []
+    if role == "viewer" and not options.get("read_only"):
+        notices.append(f"{client.identity.get('user')} is a viewer on this daemon: operator actions are disabled")
+    opts = {**options, "read_only": bool(options.get("read_only")) or role != "operator"}
+    app = DriftdeckApp(client, cluster="daemon", mode=f"attached {address}", notices=notices, **opts)
+    try:
+        await app.run_async()
+    finally:
+        await client.close()
+    return EXIT_OK
+
+
 def run_tui(args: argparse.Namespace) -> int:
+    try:
+        address = daemon_address(args)
+    except OSError as exc:
+        print(f"driftdeck: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if address is not None:
+        return asyncio.run(run_attached(address, app_options(args)))
     config = args.config
     if not Path(config).exists():
         print(f"driftdeck: {config}: no such file (driftdeck demo shows a sample workspace; "
@@ -152,4 +188,5 @@ def register(sub: Any) -> None:
     p = sub.add_parser("tui", help="the console (the default verb)")
     p.add_argument("-c", "--config", default="driftdeck.yaml", help="configuration file (default ./driftdeck.yaml)")
     add_console_options(p)
+    add_connect_options(p)
     p.set_defaults(func=run_tui)

@@ -238,6 +238,8 @@ class DriftdeckApp(OperatorActions, App[None]):
         self._consume(self.sub)
         self.set_interval(self.flush_interval, self._apply_pending, name="flush")
         self.set_interval(30, self._tick, name="relative-times")
+        if hasattr(self.client, "status"):  # attached to a daemon: show a lost link even with no events
+            self.set_interval(1.0, self._watch_link, name="link")
         self._check_size()
         for notice in self.notices:
             self.notify(notice, severity="warning", timeout=10)
@@ -315,6 +317,13 @@ class DriftdeckApp(OperatorActions, App[None]):
     def _tick(self) -> None:
         self._dirty_all = True  # refresh the "2m ago" texts
         self._pipelines_dirty |= set(self._latest)
+
+    def _watch_link(self) -> None:
+        status = str(getattr(self.client, "status", "attached"))
+        if status != getattr(self, "_link", "attached"):
+            self._link = status
+            self.note_activity(f"DAEMON    {status}")
+            self._update_header()
 
     def note_activity(self, text: str) -> None:
         """A line of our own (command outcomes) for the activity feed, written with the next batch."""
@@ -448,6 +457,9 @@ class DriftdeckApp(OperatorActions, App[None]):
         out = sum(1 for r in self._rows.values() if r[1] in ("OutOfSync", "Drifted"))
         waiting = len(self.waiting_approvals())
         flag = "[reverse] READ-ONLY [/reverse]" if self.read_only else "operator"
+        link = getattr(self.client, "status", "attached")
+        if link != "attached":
+            flag += f"  [reverse] {str(link).upper()} [/reverse]"
         shown = f" · /{self.filter_text} ({len(self._shown)})" if self.filter_text else ""
         wait = f" · {waiting} waiting" if waiting else ""
         self.query_one("#header", Static).update(

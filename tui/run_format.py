@@ -187,15 +187,13 @@ def retry_stage(run: dict[str, Any]) -> str | None:
 
 
 def header_text(pipeline: str, run: dict[str, Any] | None, now: float, utc: bool) -> Text:
-    """``web  #42 web-42  ⏸ Waiting  a1b2c3d fix login  commit by alice  started 12:26:40 · 6m40``."""
+    """``web  web-42  ⏸ Waiting  a1b2c3d fix login  commit by alice  12:26:40 · 6m40``."""
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(pipeline, style="bold")
     if run is None:
         out.append("  no runs yet — press p to start one", style="dim")
         return out
-    run_id = str(run.get("id", ""))
-    out.append(f"  {short_run(run_id)}", style="bold")
-    out.append(f" {run_id}  ", style="dim")
+    out.append(f"  {run.get('id', '')}  ", style="bold")
     out.append_text(status_text(run_status(run)))
     out.append(f"  {short_sha(run)}", style="bold")
     if subject(run):

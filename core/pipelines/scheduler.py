@@ -593,9 +593,12 @@ class Scheduler:
         attempt = run.attempts.get(key, (0, Status.PENDING))[0] + 1
         first = Status.WAITING if spec.kind == "approval" else Status.IN_PROGRESS
         self.store.start_action(run.id, stage, spec.name, attempt, first)
+        waiting = spec.approval.message if spec.kind == "approval" and spec.approval else ""
+        if waiting:  # so a reader of the store (a console opened later) sees what is asked
+            self.store.set_action(run.id, stage, spec.name, attempt, first, waiting)
         run.attempts[key] = (attempt, first)
         pipeline = run.spec.name
-        self.bus.publish(ActionChanged(pipeline, run.id, stage, spec.name, first.value, "", attempt))
+        self.bus.publish(ActionChanged(pipeline, run.id, stage, spec.name, first.value, waiting, attempt))
         logbuf = _LogBuffer(self, run, stage, spec.name, attempt)
         result: dict[str, Any] = {}
         try:

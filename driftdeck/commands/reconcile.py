@@ -22,10 +22,13 @@ from typing import Any
 
 from core.client import LocalClient
 from core.config import load_config
+from core.daemon.protocol import RemoteError
+from core.daemon.remote import RemoteClient
 from core.diff import to_json_patch, unified
 from core.engine import Engine, EngineError
 from core.events import Event
 from core.model import Action, Config, Plan, PlanItem, Revision
+from driftdeck.attach import add_connect_options, daemon_address
 
 EXIT_OK, EXIT_DIFF, EXIT_ERROR = 0, 1, 2
 
@@ -66,6 +69,52 @@ def _run(args: argparse.Namespace, body: Callable[[Engine], Awaitable[int]]) -> 
     return asyncio.run(main())
 
 
+def _via_daemon(args: argparse.Namespace, body: Callable[[RemoteClient], Awaitable[int]]) -> int | None:
+    """Run ``body`` on the daemon when one is used (see :func:`driftdeck.attach.daemon_address`);
+    None means: no daemon, run in-process."""
+    try:
+        address = daemon_address(args)
+    except OSError as exc:
+        print(f"driftdeck: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if address is None:
+        return None
+
+    async def main() -> int:
+        client = RemoteClient(address)
+        try:
+            await client.connect()
+        except (OSError, RemoteError, TimeoutError) as exc:
+            print(f"driftdeck: cannot attach to the daemon at {address}: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        try:
+            return await body(client)
+        except RemoteError as exc:
+            print(f"driftdeck: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        finally:
+            await client.close()
+
+    return asyncio.run(main())
+
+
+def _status_rows_from_snapshot(snap: dict[str, Any], app: str | None) -> list[dict[str, Any]]:
+    rows = []
+    for name, a in sorted(snap.get("apps", {}).items()):
+        if app and name != app:
+            continue
+        last = a.get("last_sync")
+        rows.append({
+            "app": name, "revision": (a.get("revision") or {}).get("sha") or (last or {}).get("revision_sha"),
+            "sync": a.get("sync_status"), "drifted": a.get("drift_count", 0), "pending": None,
+            "health": a.get("health"), "healthReason": a.get("health_reason", ""), "suspended": a.get("suspended"),
+            "lastSync": None if not last else {"ok": last.get("ok"), "finished": last.get("finished"),
+                                               "started": last.get("finished"), "revision": last.get("revision_sha")},
+            "problems": [a["last_error"]] if a.get("last_error") else [],
+        })
+    return rows
+
+
 def _ago(ts: float | None) -> str:
     if not ts:
         return "never"
@@ -82,7 +131,39 @@ def _ago(ts: float | None) -> str:
 # ----- status ------------------------------------------------------------------------------------------
 
 
+def _print_status(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
+    if args.output == "json":
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        print(f"{'APP':<16} {'REVISION':<9} {'SYNC':<16} {'HEALTH':<12} {'LAST SYNC':<28}")
+        for r in rows:
+            sync = str(r["sync"]) + (f" ({r['drifted']} drifted)" if r["drifted"] else "")
+            if r["suspended"]:
+                sync += " [suspended]"
+            last = r["lastSync"]
+            last_txt = "never"
+            if last:
+                result = "ok" if last.get("ok") else "failed" if last.get("ok") is not None else "running"
+                last_txt = f"{result}, {_ago(last.get('finished') or last.get('started'))}"
+            rev = (r["revision"] or "-")[:7]
+            print(f"{r['app']:<16} {rev:<9} {sync:<16} {r['health']:<12} {last_txt:<28}")
+            for p in r["problems"]:
+                print(f"  ! {p}")
+    return EXIT_ERROR if any(r["problems"] for r in rows) else EXIT_OK
+
+
 def _status(args: argparse.Namespace) -> int:
+    async def remote(client: RemoteClient) -> int:
+        rows = _status_rows_from_snapshot(client.snapshot(), args.app)
+        if args.app and not rows:
+            print(f"driftdeck: unknown app {args.app!r}", file=sys.stderr)
+            return EXIT_ERROR
+        return _print_status(args, rows)
+
+    done = _via_daemon(args, remote)
+    if done is not None:
+        return done
+
     async def body(engine: Engine) -> int:
         names = [args.app] if args.app else sorted(engine.apps)
         rows: list[dict[str, Any]] = []
@@ -104,24 +185,7 @@ def _status(args: argparse.Namespace) -> int:
                     "problems": [str(p) for p in plan.problems],
                 }
             )
-        if args.output == "json":
-            print(json.dumps(rows, indent=2, default=str))
-        else:
-            print(f"{'APP':<16} {'REVISION':<9} {'SYNC':<16} {'HEALTH':<12} {'LAST SYNC':<28}")
-            for r in rows:
-                sync = r["sync"] + (f" ({r['drifted']} drifted)" if r["drifted"] else "")
-                if r["suspended"]:
-                    sync += " [suspended]"
-                last = r["lastSync"]
-                last_txt = "never"
-                if last:
-                    result = "ok" if last.get("ok") else "failed" if last.get("ok") is not None else "running"
-                    last_txt = f"{result}, {_ago(last.get('finished') or last.get('started'))}"
-                rev = (r["revision"] or "-")[:7]
-                print(f"{r['app']:<16} {rev:<9} {sync:<16} {r['health']:<12} {last_txt:<28}")
-                for p in r["problems"]:
-                    print(f"  ! {p}")
-        return EXIT_ERROR if any(r["problems"] for r in rows) else EXIT_OK
+        return _print_status(args, rows)
 
     return _run(args, body)
 
@@ -194,6 +258,11 @@ def _outcome(args: argparse.Namespace, outcome: Any) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
+    if not args.dry_run and args.timeout is None:
+        done = _via_daemon(args, lambda c: _remote_outcome(args, c.sync(args.app, wait=not args.no_wait)))
+        if done is not None:
+            return done
+
     async def body(engine: Engine) -> int:
         if args.dry_run:
             plan = await engine.plan(args.app)
@@ -211,8 +280,21 @@ def _sync(args: argparse.Namespace) -> int:
     return _run(args, body)
 
 
+async def _remote_outcome(args: argparse.Namespace, command: Awaitable[Any]) -> int:
+    return _outcome(args, await command)
+
+
 def _suspend(value: bool) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        async def remote(client: RemoteClient) -> int:
+            await (client.suspend(args.app) if value else client.resume(args.app))
+            print(f"{args.app} {'suspended' if value else 'resumed'} (daemon)")
+            return EXIT_OK
+
+        done = _via_daemon(args, remote)
+        if done is not None:
+            return done
+
         async def body(engine: Engine) -> int:
             client = LocalClient(engine, who())
             await (client.suspend(args.app) if value else client.resume(args.app))
@@ -225,6 +307,10 @@ def _suspend(value: bool) -> Callable[[argparse.Namespace], int]:
 
 
 def _revert(args: argparse.Namespace) -> int:
+    done = _via_daemon(args, lambda c: _remote_outcome(args, c.revert(args.app, to=args.to)))
+    if done is not None:
+        return done
+
     async def body(engine: Engine) -> int:
         engine.activate()
         outcome = await LocalClient(engine, who()).revert(args.app, to=args.to)
@@ -236,7 +322,23 @@ def _revert(args: argparse.Namespace) -> int:
 # ----- history ------------------------------------------------------------------------------------------------
 
 
+def _print_history(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
+    if args.output == "json":
+        print(json.dumps(rows, indent=2, default=str))
+        return EXIT_OK
+    for r in rows:
+        ts = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.get("ts") or 0))
+        print(f"{ts}  {r['kind']:<6} {_summary(r)}")
+    return EXIT_OK
+
+
 def _history(args: argparse.Namespace) -> int:
+    async def remote(client: RemoteClient) -> int:
+        return _print_history(args, client.history(args.app, args.limit))
+
+    done = _via_daemon(args, remote)
+    if done is not None:
+        return done
     config = _load(args)
     if config is None:
         return EXIT_ERROR
@@ -247,14 +349,7 @@ def _history(args: argparse.Namespace) -> int:
     from core.history import History
 
     hist = History(paths.history_db())
-    rows = hist.app_history(args.app, limit=args.limit)
-    if args.output == "json":
-        print(json.dumps(rows, indent=2, default=str))
-        return EXIT_OK
-    for r in rows:
-        ts = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.get("ts") or 0))
-        print(f"{ts}  {r['kind']:<6} {_summary(r)}")
-    return EXIT_OK
+    return _print_history(args, hist.app_history(args.app, limit=args.limit))
 
 
 def _summary(r: dict[str, Any]) -> str:
@@ -335,13 +430,15 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    def common(p: argparse.ArgumentParser, output: bool = True) -> None:
+    def common(p: argparse.ArgumentParser, output: bool = True, daemon: bool = False) -> None:
         p.add_argument("-c", "--config", default="driftdeck.yaml", help="configuration file (default ./driftdeck.yaml)")
         if output:
             p.add_argument("-o", "--output", choices=["text", "json"], default="text")
+        if daemon:
+            add_connect_options(p)
 
     p = sub.add_parser("status", help="sync status, health and last sync of every app")
-    common(p)
+    common(p, daemon=True)
     p.add_argument("app", nargs="?")
     p.set_defaults(func=_status)
 
@@ -351,7 +448,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_diff)
 
     p = sub.add_parser("sync", help="apply an app (server-side apply), prune, and wait until healthy")
-    common(p)
+    common(p, daemon=True)
     p.add_argument("app")
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--no-wait", action="store_true", help="do not wait for health")
@@ -360,18 +457,18 @@ def register(sub: Any) -> None:
 
     for verb, value in (("suspend", True), ("resume", False)):
         p = sub.add_parser(verb, help=f"{verb} automatic reconciliation of an app")
-        common(p, output=False)
+        common(p, output=False, daemon=True)
         p.add_argument("app")
         p.set_defaults(func=_suspend(value))
 
     p = sub.add_parser("history", help="syncs, drifts and reverts of an app")
-    common(p)
+    common(p, daemon=True)
     p.add_argument("app")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=_history)
 
     p = sub.add_parser("revert", help="git revert on the app's source, then sync the result")
-    common(p)
+    common(p, daemon=True)
     p.add_argument("app")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--to", metavar="SHA", help="revert every commit after SHA")

@@ -38,6 +38,7 @@ from tui.run_format import (
     ACTIVE,
     APPROVE_HINT,
     RUN_COLUMNS,
+    action_message,
     action_rows,
     default_action,
     elapsed,
@@ -46,6 +47,7 @@ from tui.run_format import (
     retry_stage,
     run_cells,
     run_status,
+    short_sha,
     split_key,
     status_text,
     trace_lines,
@@ -145,7 +147,7 @@ class PipelineScreen(Screen[None]):
         border: round $primary;
     }
     PipelineScreen #pl-runs-box {
-        width: 58;
+        width: 58;  /* fitted to the runs table in _fit() */
     }
     PipelineScreen #pl-actions-box {
         width: 1fr;
@@ -169,6 +171,8 @@ class PipelineScreen(Screen[None]):
         border-title-style: bold;
         border-subtitle-color: $text-muted;
         padding: 0 1;
+        overflow-x: auto;
+        overflow-y: auto;
     }
     PipelineScreen #pl-log:focus {
         border: round $primary;
@@ -202,12 +206,15 @@ class PipelineScreen(Screen[None]):
         self.action_key: str | None = None  # "stage/action" whose log is shown
         self.follow = True  # auto-scroll of the log
         self._follow_latest = run_id is None  # a new run is shown when it starts
+        self._follow_action = True  # the cursor goes to the action that matters until the user moves it
         self._runs: dict[str, dict[str, Any]] = {}  # run id -> row of client.runs()
         self._order: list[str] = []  # run ids as shown, newest first
         self._run_cells: dict[str, list[Text]] = {}
         self._action_cells: dict[str, list[Text]] = {}
         self._waiting: set[str] = set()  # runs with an approval waiting
         self._log_for: tuple[str, str, str, int] | None = None  # (run, stage, action, attempt) in the log
+        self._trace_error = ""
+        self._approval_messages: dict[tuple[str, str, str], str] = {}  # from ApprovalRequested events
 
     # ----- plumbing -------------------------------------------------------------------------
 
@@ -253,10 +260,8 @@ class PipelineScreen(Screen[None]):
         self.query_one("#pl-runs-box").border_title = f"Runs · {self.pipeline}"
         self.query_one("#pl-actions-box").border_title = "Stages"
         self.log_view.border_title = "Log"
-        for key, label in RUN_COLUMNS:
-            self.runs_table.add_column(label, key=key)
-        for key, label in ACTION_COLUMNS:
-            self.actions_table.add_column(label, key=key)
+        self._reset(self.runs_table, RUN_COLUMNS)
+        self._reset(self.actions_table, ACTION_COLUMNS)
         if self.console.read_only:
             self.query_one("#pl-flag", Static).update(Text(" READ-ONLY ", style="reverse bold"))
         self._refresh_runs(initial=True)
@@ -278,6 +283,7 @@ class PipelineScreen(Screen[None]):
         runs_box = self.query_one("#pl-runs-box")
         acts_box = self.query_one("#pl-actions-box")
         chrome = 3  # border + column header
+        self.query_one(Footer).compact = width < NARROW_WIDTH
         if width < NARROW_WIDTH:
             budget = max(8, height - 11)  # header, banner, footer and at least 6 log lines
             runs_h = min(runs, 4 if height < 30 else 8) + chrome
@@ -285,11 +291,15 @@ class PipelineScreen(Screen[None]):
             runs_box.styles.height = runs_h
             acts_box.styles.height = acts_h
             top.styles.height = runs_h + acts_h
+            runs_box.styles.width = "1fr"
         else:
             rows = min(max(min(runs, 10), acts), max(3, height // 2 - chrome - 2))
             runs_box.styles.height = "1fr"
             acts_box.styles.height = "1fr"
             top.styles.height = rows + chrome
+            table = self.runs_table
+            need = sum(c.get_render_width(table) for c in table.columns.values()) + 3  # border, scrollbar
+            runs_box.styles.width = max(40, min(need, width // 2))
 
     # ----- runs -----------------------------------------------------------------------------
 
@@ -311,10 +321,11 @@ class PipelineScreen(Screen[None]):
         self._runs = {str(r["id"]): r for r in rows}
         table = self.runs_table
         now, utc = self._now(), self.console.utc
-        if ids != self._order:
+        rebuilt = initial or ids != self._order
+        if rebuilt:
             self._order = ids
             self._run_cells = {i: run_cells(self._runs[i], now, utc, i in self._waiting) for i in ids}
-            table.clear()
+            self._reset(table, RUN_COLUMNS)
             for i in ids:
                 table.add_row(*self._run_cells[i], key=i)
             if not ids:
@@ -323,6 +334,7 @@ class PipelineScreen(Screen[None]):
             self._fit()
         else:
             self._patch_runs(now)
+            self._fit()  # a cell may have widened its column
         newest = ids[0] if ids else None
         target = self.run_id
         if target not in self._runs or (self._follow_latest and newest != target):
@@ -332,7 +344,7 @@ class PipelineScreen(Screen[None]):
             self._show_detail(None)
         elif target != self.run_id or self.detail is None:
             self.select_run(target)
-        else:
+        elif rebuilt:  # (a patch leaves the cursor alone: it may hold a move not handled yet)
             self._move_cursor(table, target)
 
     def _patch_runs(self, now: float) -> None:
@@ -351,12 +363,39 @@ class PipelineScreen(Screen[None]):
         self.run_id = run_id
         self._follow_latest = bool(self._order) and run_id == self._order[0]
         self._move_cursor(self.runs_table, run_id)
-        self._show_detail(self.client.run(run_id))
+        self._show_detail(self._read_run(run_id))
+
+    def _read_run(self, run_id: str) -> dict[str, Any] | None:
+        """``client.run()``, with the message of a waiting approval filled in from its event
+        when the store does not keep it (the returned dict is a copy then, never mutated)."""
+        detail = self.client.run(run_id)
+        if detail is None or not any(k[0] == run_id for k in self._approval_messages):
+            return detail
+        stages = []
+        for stage in detail.get("stages") or []:
+            actions = []
+            for a in stage.get("actions") or []:
+                note = self._approval_messages.get((run_id, str(stage.get("stage")), str(a.get("action"))))
+                if note and not a.get("message") and str(a.get("status")) == "Waiting":
+                    a = {**a, "message": note}
+                actions.append(a)
+            stages.append({**stage, "actions": actions})
+        return {**detail, "stages": stages}
 
     def _show_detail(self, detail: dict[str, Any] | None) -> None:
         self.detail = detail
+        box = self.query_one("#pl-actions-box")
+        box.border_title = f"Stages · {detail.get('id', '')}" if detail else "Stages"
         self._render_actions(rebuild=True)
         self._update_header()
+
+    @staticmethod
+    def _reset(table: DataTable[Any], columns: tuple[tuple[str, str], ...]) -> None:
+        """Empty a table, columns too, so their widths fit the new rows (a placeholder row
+        must not leave a column wide)."""
+        table.clear(columns=True)
+        for key, label in columns:
+            table.add_column(label, key=key)
 
     @staticmethod
     def _cursor_key(table: DataTable[Any]) -> str | None:
@@ -396,10 +435,14 @@ class PipelineScreen(Screen[None]):
         detail = self.detail
         rows = action_rows(detail, self._now(), hint=not self.console.read_only) if detail else []
         keys = [k for k, _ in rows]
+        if rebuild:
+            self._follow_action = True
+        elif self.action_key is not None and self._cursor_key(table) not in (None, self.action_key):
+            self._follow_action = False  # the operator moved the cursor; the highlight is on its way
         if rebuild or keys != list(self._action_cells):
-            keep = None if rebuild else self.action_key
+            keep = None if rebuild or self._follow_action else self.action_key
             self._action_cells = dict(rows)
-            table.clear()
+            self._reset(table, ACTION_COLUMNS)
             for key, cells in rows:
                 table.add_row(*cells, key=key)
             if detail is None:
@@ -418,13 +461,17 @@ class PipelineScreen(Screen[None]):
                     if col >= len(old) or not _same(old[col], cell):
                         table.update_cell(key, ACTION_COLUMNS[col][0], cell, update_width=True)
                 self._action_cells[key] = cells
-            self._show_action(self.action_key)
+            target = default_action(detail) if detail and self._follow_action else None
+            if target is not None and target != self.action_key:
+                self._move_cursor(table, target)
+            self._show_action(target or self.action_key)
         self._update_banner()
 
     def select_action(self, stage: str, action: str) -> None:
         """Put the cursor on ``stage.action`` of the selected run and show its log."""
         key = f"{stage}/{action}"
         if key in self._action_cells:
+            self._follow_action = False
             self._move_cursor(self.actions_table, key)
             self._show_action(key)
 
@@ -432,6 +479,7 @@ class PipelineScreen(Screen[None]):
     def _action_highlighted(self, event: DataTable.RowHighlighted) -> None:
         key = self._cursor_key(self.actions_table)
         if key is not None and key != self.action_key:
+            self._follow_action = False  # the operator chose: stay there
             self._show_action(key)
 
     @on(DataTable.RowSelected, "#pl-actions")
@@ -478,6 +526,8 @@ class PipelineScreen(Screen[None]):
             log.border_title = (f"Log · {name} · attempt {attempt.get('attempt') or 1} · "
                                 f"{status_text(status).plain}{' ' + took if took else ''}")
             note = "" if log.line_count else "no output"
+            message = action_message(attempt, hint=False).plain
+            note = " · ".join(p for p in (message, note) if p)
         follow = "following (f)" if self.follow else "paused (f)"
         log.border_subtitle = f"{note} · {follow}" if note else follow
 
@@ -498,7 +548,7 @@ class PipelineScreen(Screen[None]):
         if message:
             text.append(f": {message}", style="bold")
         if self.console.read_only:
-            text.append(" — read-only: approvals are disabled", style="dim")
+            text.append(" (read-only)", style="dim")
         else:
             text.append(f" — {APPROVE_HINT}")
         banner.update(text)
@@ -528,6 +578,8 @@ class PipelineScreen(Screen[None]):
             runs_dirty = True
             if isinstance(ev, ApprovalRequested):
                 self._waiting.add(run_id)
+                if ev.message:
+                    self._approval_messages[(run_id, ev.stage, ev.action)] = ev.message
             elif isinstance(ev, (ApprovalDecided, RunFinished)):
                 self._waiting.discard(run_id)
             if run_id == self.run_id:
@@ -541,13 +593,18 @@ class PipelineScreen(Screen[None]):
             return  # switched to a new run: its log was just loaded whole
         before = self._log_for
         if detail_dirty and self.run_id is not None:
-            self.detail = self.client.run(self.run_id)
+            self.detail = self._read_run(self.run_id)
             if self.detail is not None and waiting_actions(self.detail):
                 self._waiting.add(self.run_id)
+            else:
+                self._waiting.discard(self.run_id)
             self._render_actions()
             self._update_header()
             if self.run_id in self._runs:
                 self._patch_runs(self._now())
+            if everything:  # lines may have been dropped: read the log again
+                self._show_action(self.action_key, force=True)
+                return
         if lines and self._log_for == before:
             self.log_view.write_lines(lines)
             if self.action_key:
@@ -635,10 +692,13 @@ class PipelineScreen(Screen[None]):
         apps = sorted(self.client.snapshot().get("apps", {}))
         candidates = [self.pipeline] + [a for a in apps if a != self.pipeline]
         fallback: dict[str, Any] | None = None
+        self._trace_error = ""
         for name in candidates[:TRACE_SCAN]:
             try:
                 found = self.client.trace(name)
-            except Exception:  # not an app, or nothing to read: try the next one
+            except Exception as exc:  # not an app, or nothing to read: try the next one
+                if name == self.pipeline:
+                    self._trace_error = str(exc) or type(exc).__name__
                 continue
             run = found.get("run")
             if isinstance(run, dict) and run.get("pipeline") == self.pipeline:
@@ -650,10 +710,17 @@ class PipelineScreen(Screen[None]):
     def action_trace(self) -> None:
         app_name, found = self._find_trace()
         if found is None:
-            self.notify(f"trace: no app is delivered by {self.pipeline} (no app named {self.pipeline!r})",
-                        severity="warning")
+            why = self._trace_error or f"no app named {self.pipeline!r} and no app's live commit came from it"
+            self.notify(f"trace: nothing to trace for pipeline {self.pipeline}: {why}", severity="warning")
             return
         live = self.client.snapshot().get("apps", {}).get(app_name)
-        note = str(found.get("message") or "")
+        notes = [str(found.get("message") or "")]
+        traced = found.get("run")
+        if self.detail is not None:
+            traced_id = traced.get("id") if isinstance(traced, dict) else None
+            mine = f"run {self.detail.get('id')} ({short_sha(self.detail)})"
+            notes.append(f"the selected {mine} is what is live" if traced_id == self.detail.get("id")
+                         else f"the selected {mine} is not what is live")
+        note = "\n".join(n for n in notes if n)
         self.app.push_screen(TraceScreen(f"Trace · {app_name} (delivered by pipeline {self.pipeline})",
                                          trace_lines(found, live, self.console.utc), note))

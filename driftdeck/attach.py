@@ -1,0 +1,37 @@
+"""Finding and attaching to a running daemon (the CLI verbs and ``driftdeck tui`` use it when one runs)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from core.daemon.remote import Address, daemon_available, default_socket
+
+
+def add_connect_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--connect", metavar="SOCKET|tcp://HOST:PORT",
+                   help=f"use this daemon (default: {default_socket()} when a daemon answers there)")
+    p.add_argument("--token-file", help="token for a tcp:// daemon (first word of the file)")
+    p.add_argument("--no-daemon", action="store_true", help="run in this process even when a daemon runs")
+
+
+def daemon_address(args: argparse.Namespace) -> Address | None:
+    """The daemon to use: ``--connect``, ``$DRIFTDECK_SOCKET``, or the default socket when one answers."""
+    if getattr(args, "no_daemon", False):
+        return None
+    token = ""
+    token_file = getattr(args, "token_file", None)
+    if token_file:
+        words = Path(token_file).read_text().split()
+        token = words[0] if words else ""
+    explicit = getattr(args, "connect", None) or os.environ.get("DRIFTDECK_SOCKET")
+    if explicit:
+        return Address.parse(explicit, token)
+    path = default_socket()
+    return Address(path=path) if daemon_available(path) else None
+
+
+def say(message: str) -> None:
+    print(f"driftdeck: {message}", file=sys.stderr)
