@@ -31,6 +31,8 @@ AUTHOR_NAME = "driftdeck demo"
 AUTHOR_EMAIL = "demo@localhost"
 MARKER = ".driftdeck-demo"  # --fresh only ever deletes a directory that carries it
 CONFIG_FILE = "driftdeck.yaml"
+DRIFT_AFTER = 8.0  # seconds after start: a hand edit of web shows drift, then self-heal
+_background: set[asyncio.Task[None]] = set()
 
 PIPELINE: dict[str, Any] = {
     "source": "app",
@@ -256,11 +258,27 @@ async def _loop(config_path: Path, root: Path, exit_after: float | None) -> int:
     return 0
 
 
+def foreign_edit(kubeconfig: str) -> None:
+    """What the demo does to show drift: someone scales web by hand (web self-heals)."""
+    from kubernetes import client, config
+
+    api = client.AppsV1Api(config.new_client_from_config(config_file=kubeconfig))
+    api.patch_namespaced_deployment("web", "web", {"spec": {"replicas": 5}}, field_manager="kubectl-scale")
+
+
 async def _console(config_path: Path, root: Path, args: argparse.Namespace, url: str) -> int:
     from driftdeck.console import app_options, run_console
 
+    async def drift_later() -> None:
+        await asyncio.sleep(DRIFT_AFTER)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(foreign_edit, str(root / "kubeconfig"))
+
     async def after_start() -> None:
         await asyncio.to_thread(bump_app, root)  # a commit to app-repo: pipeline web starts
+        task = asyncio.get_running_loop().create_task(drift_later())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
     options = app_options(args)
     return await run_console(str(config_path), options, after_start=after_start, cluster_label="sandbox",
