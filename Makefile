@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) bench/scheduler_bench.py
 	@test ! -f bench/engine_bench.py || $(PY) bench/engine_bench.py
 	@test ! -f bench/tui_bench.py || $(PY) bench/tui_bench.py
+	@test ! -f bench/daemon_bench.py || $(PY) bench/daemon_bench.py --quick
 
 screenshots: $(STAMP)
 	$(PY) screenshots/make_screenshots.py

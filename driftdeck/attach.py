@@ -9,6 +9,8 @@ from pathlib import Path
 
 from core.daemon.remote import Address, daemon_available, default_socket
 
+SYSTEM_SOCKET = "/run/driftdeck/daemon.sock"  # deploy/systemd/driftdeck.service
+
 
 def add_connect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--connect", metavar="SOCKET|tcp://HOST:PORT",
@@ -29,8 +31,10 @@ def daemon_address(args: argparse.Namespace) -> Address | None:
     explicit = getattr(args, "connect", None) or os.environ.get("DRIFTDECK_SOCKET")
     if explicit:
         return Address.parse(explicit, token)
-    path = default_socket()
-    return Address(path=path) if daemon_available(path) else None
+    for path in (default_socket(), SYSTEM_SOCKET):  # the user's daemon, then the systemd unit's
+        if daemon_available(path):
+            return Address(path=path)
+    return None
 
 
 def say(message: str) -> None:

@@ -180,7 +180,7 @@ def add_console_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--theme", choices=["driftdeck-dark", "driftdeck-light", "driftdeck-256"],
                    help="colour theme (default driftdeck-dark; NO_COLOR is respected)")
     p.add_argument("--refresh", type=float, metavar="HZ",
-                   help="screen updates per second (default 10, or 2 when SSH_CONNECTION is set)")
+                   help="screen updates per second (default 20, or 2 when SSH_CONNECTION is set)")
     p.add_argument("--keymap", help=f"keymap file (default {keymap_path()})")
 
 

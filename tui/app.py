@@ -1,7 +1,7 @@
 """The driftdeck console: the main screen (pipelines, apps, activity) and the app shell.
 
 Events come from ``client.subscribe()`` in an async worker and are only *buffered*
-there; a timer (10 Hz, or ``refresh`` Hz: 2 over SSH) applies them in one batch:
+there; a timer (20 Hz, or ``refresh`` Hz: 2 over SSH) applies them in one batch:
 activity lines are written with one ``write_lines`` call, each touched app's row is
 re-read from ``client.snapshot()`` and patched cell by cell where it changed, each
 touched pipeline's latest run is re-read once. The batch is then handed to the active
@@ -51,9 +51,10 @@ from tui.format import (
     short_run,
     stage_chips,
 )
+from tui.keyed_table import KeyedTable
 from tui.operator import OperatorActions
 
-DEFAULT_REFRESH_HZ = 10.0  # at most ten UI updates a second, however fast events come
+DEFAULT_REFRESH_HZ = 20.0  # at most 20 UI updates a second, however fast events come
 SSH_REFRESH_HZ = 2.0
 FLUSH_INTERVAL = 1 / DEFAULT_REFRESH_HZ
 ACTIVITY_LINES = 500
@@ -195,6 +196,7 @@ class DriftdeckApp(OperatorActions, App[None]):
         self._pipelines_dirty: set[str] = set()
         self._activity_notes: list[str] = []
         self.flushes = 0  # batches applied (tests and diagnostics)
+        self._header_text = ""
         self.sub: Subscription | None = None
 
     # ----- layout ---------------------------------------------------------------------------
@@ -205,10 +207,10 @@ class DriftdeckApp(OperatorActions, App[None]):
         yield Tabs(Tab("Apps", id="tab-apps"), Tab("Pipelines", id="tab-pipelines"), id="narrow-tabs")
         with Horizontal(id="top", classes="-show-apps"):
             with Vertical(id="pipelines", classes="panel"):
-                yield DataTable(id="pipelines-table", cursor_type="row", zebra_stripes=False)
+                yield KeyedTable(id="pipelines-table", cursor_type="row", zebra_stripes=False)
             with Vertical(id="apps", classes="panel"):
                 yield Input(placeholder="filter apps (escape clears)", id="filter")
-                yield DataTable(id="apps-table", cursor_type="row")
+                yield KeyedTable(id="apps-table", cursor_type="row")
         yield Log(id="activity", classes="panel", max_lines=ACTIVITY_LINES, auto_scroll=True)
         yield Input(placeholder=":sync web · :revert web · :run web · :app web · :q", id="cmdline")
         yield Footer()
@@ -246,12 +248,12 @@ class DriftdeckApp(OperatorActions, App[None]):
         table.focus()
 
     @property
-    def apps_table(self) -> DataTable[Any]:
-        return self.query_one("#apps-table", DataTable)
+    def apps_table(self) -> KeyedTable:
+        return self.query_one("#apps-table", KeyedTable)
 
     @property
-    def pipelines_table(self) -> DataTable[Any]:
-        return self.query_one("#pipelines-table", DataTable)
+    def pipelines_table(self) -> KeyedTable:
+        return self.query_one("#pipelines-table", KeyedTable)
 
     def on_resize(self, event: events.Resize) -> None:
         self._check_size(event.size.width, event.size.height)
@@ -393,9 +395,10 @@ class DriftdeckApp(OperatorActions, App[None]):
             elif old != new:
                 new_cells = cells(new)
                 style_changed = old is None or old[ROW_STYLE] != new[ROW_STYLE]
-                for i, (key, _label) in enumerate(APP_COLUMNS):
-                    if style_changed or old is None or old[i] != new[i]:
-                        table.update_cell(name, key, new_cells[i], update_width=True)
+                table.patch_row(name, {
+                    key: new_cells[i] for i, (key, _label) in enumerate(APP_COLUMNS)
+                    if style_changed or old is None or old[i] != new[i]
+                })
         if added:
             table.sort("app", key=lambda t: t.plain if isinstance(t, Text) else str(t))
 
@@ -419,8 +422,7 @@ class DriftdeckApp(OperatorActions, App[None]):
             self._latest[name] = run
             row = self._run_cells(name, run, now)
             if name in table.rows:
-                for key, value in zip(("pipeline", "run", "status", "stages"), row, strict=True):
-                    table.update_cell(name, key, value, update_width=True)
+                table.patch_row(name, dict(zip(("pipeline", "run", "status", "stages"), row, strict=True)))
             else:
                 table.add_row(*row, key=name)
                 added = True
@@ -456,16 +458,17 @@ class DriftdeckApp(OperatorActions, App[None]):
         drifted = sum(1 for r in self._rows.values() if r[4] not in ("0", ""))
         out = sum(1 for r in self._rows.values() if r[1] in ("OutOfSync", "Drifted"))
         waiting = len(self.waiting_approvals())
-        flag = "[reverse] READ-ONLY [/reverse]" if self.read_only else "operator"
+        flag = "[reverse] READ-ONLY [/reverse]  " if self.read_only else ""
         link = getattr(self.client, "status", "attached")
         if link != "attached":
-            flag += f"  [reverse] {str(link).upper()} [/reverse]"
+            flag += f"[reverse] {str(link).upper()} [/reverse]  "
         shown = f" · /{self.filter_text} ({len(self._shown)})" if self.filter_text else ""
         wait = f" · {waiting} waiting" if waiting else ""
-        self.query_one("#header", Static).update(
-            f"[b]driftdeck[/b]  {self.cluster} ({self.mode})  {flag}  "
-            f"{n} apps · {out} OutOfSync · {drifted} drifted{wait}{shown}"
-        )
+        text = (f"[b]driftdeck[/b]  {self.cluster} ({self.mode})  {flag}"
+                f"{n} apps · {out} OutOfSync · {drifted} drifted{wait}{shown}")
+        if text != self._header_text:  # one line, fixed height: no relayout
+            self._header_text = text
+            self.query_one("#header", Static).update(text, layout=False)
 
     # ----- selection ------------------------------------------------------------------------
 
@@ -492,12 +495,13 @@ class DriftdeckApp(OperatorActions, App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Operator actions show as disabled in the footer when read-only; main-screen
         actions do nothing on the detail screens (they have their own bindings)."""
-        if action in self.OPERATOR_ACTIONS and self.read_only:
-            return None
         if action == "switch_panel":
             return self._on_main() and self.focused in (self.apps_table, self.pipelines_table)
-        main_only = self.OPERATOR_ACTIONS | {"open", "diff", "filter"}
-        return self._on_main() or action not in main_only
+        if not self._on_main() and action in self.OPERATOR_ACTIONS | {"open", "diff", "filter"}:
+            return False  # detail screens have their own bindings
+        if action in self.OPERATOR_ACTIONS and self.read_only:
+            return None
+        return True
 
     def _on_main(self) -> bool:
         return self.screen is self.screen_stack[0]

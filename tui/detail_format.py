@@ -206,6 +206,15 @@ def when(ts: float, now: float, utc: bool) -> str:
     return time.strftime("%m-%d %H:%M", time.gmtime(ts) if utc else time.localtime(ts))
 
 
+def short_object(text: str) -> str:
+    """``Deployment.apps/payments/payments-api`` -> ``Deployment/payments-api`` (the app's
+    namespace is implied; the group rarely tells objects of one app apart)."""
+    parts = text.split("/")
+    if len(parts) < 2:
+        return text
+    return f"{parts[0].split('.', 1)[0]}/{parts[-1]}"
+
+
 def history_cells(entry: dict[str, Any], now: float, utc: bool) -> list[Text]:
     """TIME/KIND/WHAT/WHO/RESULT for one ``client.history()`` entry."""
     kind = str(entry.get("kind", ""))
@@ -221,7 +230,7 @@ def history_cells(entry: dict[str, Any], now: float, utc: bool) -> list[Text]:
         result = f"{state}{dry} {entry.get('message') or ''}".strip()
         style = STYLE_BUSY if ok is None else ("" if ok else STYLE_BAD)
     elif kind == "drift":
-        what = str(entry.get("object") or "")
+        what = short_object(str(entry.get("object") or ""))
         who = ", ".join(str(m) for m in entry.get("managers") or [])
         fields = ", ".join(str(f) for f in entry.get("fields") or [])
         if entry.get("resolved"):

@@ -43,7 +43,7 @@ STATUS_CHIPS: dict[str, tuple[str, str]] = {
     "Succeeded": ("✔", "green"),
     "Failed": ("✘", "bold red"),
     "InProgress": ("●", "yellow"),
-    "Waiting": ("⏸", "bold yellow"),
+    "Waiting": ("‖", "bold yellow"),  # not U+23F8: terminals disagree on its width
     "Stopping": ("■", "yellow"),
     "Stopped": ("■", "red"),
     "Abandoned": ("■", "red"),
@@ -115,9 +115,28 @@ def app_row(app: dict[str, Any], now: float) -> Row:
     return (str(app.get("name", "")), sync, health, revision or "-", str(drift), last_text, style)
 
 
+HEALTH_STYLES = {"Healthy": STYLE_GOOD, "Progressing": STYLE_BUSY, "Degraded": STYLE_BAD, "Missing": STYLE_BAD,
+                 "Suspended": STYLE_DIM, "Unknown": STYLE_DIM}
+
+
 def cells(row: Row) -> list[Text]:
+    """Colour goes on the cells that carry state (name, sync, health, drift), not on every cell:
+    over SSH every styled cell costs escape codes on each repaint of its row."""
     style = row[ROW_STYLE]
-    return [Text(v, style=style, no_wrap=True, overflow="ellipsis") for v in row[:ROW_STYLE]]
+    name, sync, health, revision, drift, last = row[:ROW_STYLE]
+    bad = style == STYLE_BAD
+
+    def cell(text: str, cell_style: str = "") -> Text:
+        return Text(text, style=cell_style, no_wrap=True, overflow="ellipsis")
+
+    return [
+        cell(name, style if bad or style == STYLE_DIM else ""),
+        cell(sync, style),
+        cell(health, HEALTH_STYLES.get(health, "")),
+        cell(revision, STYLE_DIM if style == STYLE_DIM else ""),
+        cell(drift, STYLE_BAD if drift not in ("0", "") else STYLE_DIM),
+        cell(last, STYLE_BAD if last.endswith("FAILED") else ""),
+    ]
 
 
 def clock(ts: float, utc: bool = False) -> str:
@@ -204,7 +223,7 @@ def _elapsed(item: dict[str, Any], now: float) -> str:
 
 
 def stage_chips(run: dict[str, Any], now: float, durations: bool = True) -> Text:
-    """``✔ build 41s  ✔ test 1m02  ⏸ release`` for one run (stages in order)."""
+    """``✔ build 41s  ✔ test 1m02  ‖ release`` for one run (stages in order)."""
     out = Text(no_wrap=True, overflow="ellipsis")
     for i, stage in enumerate(run.get("stages") or []):
         status = str(stage.get("status", "Pending"))

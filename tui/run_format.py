@@ -187,7 +187,7 @@ def retry_stage(run: dict[str, Any]) -> str | None:
 
 
 def header_text(pipeline: str, run: dict[str, Any] | None, now: float, utc: bool) -> Text:
-    """``web  web-42  ⏸ Waiting  a1b2c3d fix login  commit by alice  12:26:40 · 6m40``."""
+    """``web  web-42  ‖ Waiting  a1b2c3d fix login  commit by alice  12:26:40 · 6m40``."""
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(pipeline, style="bold")
     if run is None:

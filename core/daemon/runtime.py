@@ -156,8 +156,19 @@ class DaemonRuntime:
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self._reload_logged()))
         try:
-            await self.start()
-            await self.stopping.wait()
+            # A stop during the first reconcile must not wait for all of it.
+            starting = asyncio.create_task(self.start(), name="daemon start")
+            stop = asyncio.create_task(self.stopping.wait(), name="stop signal")
+            await asyncio.wait({starting, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()  # start errors (socket in use...) propagate
+                await stop
+            else:
+                log.info("stop requested during start: abandoning the first reconcile")
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+                stop.cancel()
             await self.drain()
         finally:
             await self.close()

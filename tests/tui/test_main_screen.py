@@ -45,11 +45,11 @@ async def test_initial_rows_come_from_the_snapshot() -> None:
         pipes = app.pipelines_table
         assert [str(k.value) for k in pipes.rows] == ["api", "web", "worker"]
         web = [str(c) for c in pipes.get_row("web")]
-        assert web[:3] == ["web", "#42", "⏸ Waiting 6m"]
-        assert web[3] == "✔ build  ✔ test  ⏸ release  · deploy"
+        assert web[:3] == ["web", "#42", "‖ Waiting 6m"]
+        assert web[3] == "✔ build  ✔ test  ‖ release  · deploy"
         assert str(pipes.get_row("worker")[2]).startswith("✘ Failed")
         header = str(app.query_one("#header").render())
-        assert "sandbox" in header and "operator" in header and "1 waiting" in header
+        assert "sandbox (in-process)" in header and "1 waiting" in header
         assert "READ-ONLY" not in header
 
 
@@ -117,7 +117,7 @@ async def test_a_pipeline_row_is_reread_when_its_run_changes() -> None:
         run["stages"][2]["actions"][0].update(status="Succeeded", finished=T0 - 10)
         run["stages"][3].update(status="InProgress", started=T0 - 10)
         # The row is re-read only when an event about the pipeline arrives.
-        assert "⏸ release" in str(app.pipelines_table.get_row("web")[3])
+        assert "‖ release" in str(app.pipelines_table.get_row("web")[3])
         client.publish(StageChanged(pipeline="web", run_id="web-42", stage="deploy", status="InProgress", ts=T0))
         await settle(pilot)
         cells_ = [str(c) for c in app.pipelines_table.get_row("web")]

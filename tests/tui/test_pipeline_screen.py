@@ -61,17 +61,17 @@ async def test_shows_the_run_its_actions_and_the_waiting_approval() -> None:
         screen = await open_pipeline(pilot)
         runs = screen.runs_table
         assert [str(k.value) for k in runs.rows] == ["web-42"]
-        assert cells(runs, "web-42") == ["#42", "⏸ Waiting", "a1b2c3d", "commit", "14:06:40", "6m40"]
+        assert cells(runs, "web-42") == ["#42", "‖ Waiting", "a1b2c3d", "commit", "14:06:40", "6m40"]
         acts = screen.actions_table
         assert [str(k.value) for k in acts.rows] == ["build/image", "test/unit", "release/approve", "deploy/"]
         assert cells(acts, "build/image")[:5] == ["build", "image", "✔ Succeeded", "1", "41s"]
         assert cells(acts, "test/unit")[2] == "✔ Succeeded"
         approve = cells(acts, "release/approve")
-        assert approve[2] == "⏸ Waiting"
+        assert approve[2] == "‖ Waiting"
         assert approve[5] == "promote web to the cluster? — press a to approve, n to reject"
         assert cells(acts, "deploy/")[1:3] == ["—", "· Pending"]
         header = str(screen.query_one("#pl-title", Static).render())
-        for part in ("web", "web-42", "⏸ Waiting", "a1b2c3d fix login", "commit"):
+        for part in ("web", "web-42", "‖ Waiting", "a1b2c3d fix login", "commit"):
             assert part in header
         banner = screen.query_one("#pl-approval", Static)
         assert banner.display and "release.approve is waiting: promote web to the cluster?" in str(banner.render())

@@ -62,7 +62,7 @@ class AppDetailScreen(Screen[None]):
         Binding("h", "history", "History", id="app.history"),
         Binding("c", "commits", "Commits", id="app.commits"),
         Binding("z", "suspend", "Suspend/resume", id="app.suspend", show=False),
-        Binding("slash", "filter", "Filter", id="app.filter", key_display="/"),
+        Binding("slash", "filter", "Filter", id="app.filter", key_display="/", show=False),
         Binding("tab", "switch_pane", "Switch pane", id="app.switch_pane", show=False),
     ]
 
@@ -111,6 +111,8 @@ class AppDetailScreen(Screen[None]):
     #ad-diff-head {
         height: auto;
         padding: 0 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     #ad-diff-scroll {
         height: 1fr;
@@ -122,6 +124,7 @@ class AppDetailScreen(Screen[None]):
     #ad-diff-body {
         width: auto;
         min-width: 100%;
+        text-wrap: nowrap;
     }
     """
 
@@ -140,12 +143,15 @@ class AppDetailScreen(Screen[None]):
         self._diff_id: str | None = None
         self._diff_error = ""
         self._diff_width = 0
+        self._diff_dirty = False  # changed while hidden: render when the diff pane shows again
+        self._diff_scroll = False
         self._history: list[dict[str, Any]] = []
         self._history_cells: list[tuple[str, ...]] = []
         self._commits: list[dict[str, Any]] = []
         self._source = ""
         self._suspended = False
         self._stale = False
+        self._ready = False
 
     @property
     def deck(self) -> DriftdeckApp:
@@ -179,6 +185,7 @@ class AppDetailScreen(Screen[None]):
             self.objects_table.move_cursor(row=0)
         self._load_diff(self.selected_id(), scroll=True)
         (self.query_one("#ad-diff-scroll") if self.show_diff else self.objects_table).focus()
+        self._ready = True
 
     @property
     def objects_table(self) -> DataTable[Any]:
@@ -304,7 +311,7 @@ class AppDetailScreen(Screen[None]):
     def _update_header(self) -> None:
         app = self.deck.client.snapshot().get("apps", {}).get(self.app_name)
         out = Text(no_wrap=True, overflow="ellipsis")
-        out.append("driftdeck › ", style=STYLE_DIM)
+        out.append("driftdeck \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} ", style=STYLE_DIM)
         out.append(self.app_name, style="bold")
         if app is None:
             out.append("  not found (removed from the configuration?)", style=STYLE_BAD)
@@ -316,7 +323,7 @@ class AppDetailScreen(Screen[None]):
             drift = int(app.get("drift_count") or 0)
             rev = app.get("revision") or {}
             sha = str(rev.get("sha", ""))[:7] if isinstance(rev, dict) else ""
-            good = {"Synced": STYLE_GOOD, "Healthy": STYLE_GOOD, "Progressing": STYLE_BUSY}
+            good = {"Synced": STYLE_GOOD, "Healthy": STYLE_GOOD, "Progressing": STYLE_BUSY, "Suspended": STYLE_DIM}
             out.append("   ")
             out.append(status, style=good.get(status, STYLE_BAD if status in ("OutOfSync", "Drifted") else ""))
             out.append(" · ", style=STYLE_DIM)
@@ -348,19 +355,24 @@ class AppDetailScreen(Screen[None]):
                 self._diff_error = str(exc) or type(exc).__name__
         self._render_diff(scroll)
 
-    def _render_diff(self, scroll: bool = False) -> None:
+    def _render_diff(self, scroll: bool = False, retry: bool = True) -> None:
         body_scroll = self.query_one("#ad-diff-scroll", VerticalScroll)
         width = body_scroll.scrollable_content_region.width
-        if width <= 0:  # not laid out yet
-            self.call_after_refresh(self._render_diff, scroll)
+        if self.lower != "diff" or width <= 0:  # hidden or not laid out yet: render when shown
+            self._diff_dirty = True
+            self._diff_scroll = self._diff_scroll or scroll
+            if retry and self.lower == "diff":
+                self.call_after_refresh(self._render_diff, scroll, False)
             return
+        scroll = scroll or self._diff_scroll
+        self._diff_dirty = self._diff_scroll = False
         self._diff_width = width
         head = self.query_one("#ad-diff-head", Static)
         body = self.query_one("#ad-diff-body", Static)
         diff = self._diff
         if diff is None:
-            text = self._diff_error and f"cannot read the diff: {self._diff_error}"
-            head.update(Text(text or "no object selected", style=STYLE_BAD if text else STYLE_DIM))
+            error = self._diff_error and f"cannot read the diff: {self._diff_error}"
+            head.update(Text(error or "no object selected", style=STYLE_BAD if error else STYLE_DIM))
             body.update("")
             return
         obj = self._objects.get(str(self._diff_id), {})
@@ -390,11 +402,14 @@ class AppDetailScreen(Screen[None]):
         self.query_one("#ad-diff-scroll").focus()
 
     def on_resize(self, event: Resize) -> None:
+        self.query_one(Footer).compact = event.size.width < 100
         self.call_after_refresh(self._rerender_if_resized)
 
     def _rerender_if_resized(self) -> None:
+        if self.lower != "diff":
+            return
         width = self.query_one("#ad-diff-scroll", VerticalScroll).scrollable_content_region.width
-        if width != self._diff_width and not self.unified and self.lower == "diff":
+        if self._diff_dirty or (width != self._diff_width and not self.unified):
             self._render_diff()
 
     # ----- history and commits ------------------------------------------------------------
@@ -442,6 +457,8 @@ class AppDetailScreen(Screen[None]):
 
     def apply_events(self, events: list[Event]) -> None:
         """One batch from the app's flush: patch what the app's events touched, O(changed rows)."""
+        if not self._ready:  # pushed, not mounted yet: on_mount reads everything anyway
+            return
         lagged = any(isinstance(ev, Lagged) for ev in events)
         mine = [ev for ev in events if getattr(ev, "app", None) == self.app_name
                 or (self._source and ev.type == "RevisionDetected" and getattr(ev, "source", None) == self._source)]
@@ -470,7 +487,7 @@ class AppDetailScreen(Screen[None]):
         self._stale = True  # a modal or another screen is on top: no batches reach us
 
     def on_screen_resume(self) -> None:
-        if self._stale:
+        if self._stale and self._ready:
             self._stale = False
             self._refresh([], everything=True)
 

@@ -544,7 +544,7 @@ class PipelineScreen(Screen[None]):
         if not waiting:
             return
         stage, action, message = waiting[0]
-        text = Text(f"⏸ {stage}.{action} is waiting", style="bold yellow")
+        text = Text(f"‖ {stage}.{action} is waiting", style="bold yellow")
         if message:
             text.append(f": {message}", style="bold")
         if self.console.read_only:
