@@ -23,7 +23,7 @@ demo: $(STAMP) kubectl
 	$(VENV)/bin/driftdeck demo
 
 test: $(STAMP) kubectl
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 2
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check core sandbox driftdeck tui themes screenshots tests bench
