@@ -1,36 +1,58 @@
-"""Render the main screen to SVG at 80x24 and 120x36 with the sample data.
+"""Render the console to SVG at 80x24 and 120x36 from the sample data (no clocks):
+the main screen, the drift diff of an app and a pipeline run.
 
-    .venv/bin/python screenshots/make_screenshots.py
+    make screenshots        # or: .venv/bin/python screenshots/make_screenshots.py
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from core.events import RunStarted, StageChanged
-from tui.app import FLUSH_INTERVAL, DriftdeckApp
+from core.events import StageChanged
+from tui.app import DriftdeckApp
 from tui.sample import T0, payments_drift, sample_client
 
 OUT = Path(__file__).resolve().parent
+SIZES = ((80, 24), (120, 36))
 
 
-async def shoot(size: tuple[int, int]) -> Path:
+async def _main(app: DriftdeckApp) -> None:
+    app.apps_table.focus()
+
+
+async def _diff(app: DriftdeckApp) -> None:
+    app.open_app("payments", diff=True)
+
+
+async def _run(app: DriftdeckApp) -> None:
+    app.open_pipeline("web")
+
+
+SCREENS: dict[str, Callable[[DriftdeckApp], Awaitable[None]]] = {"main": _main, "diff": _diff, "run": _run}
+
+
+async def shoot(screen: str, size: tuple[int, int]) -> Path:
     client = sample_client()
     app = DriftdeckApp(client, cluster="sandbox", clock=lambda: T0, utc=True)
-    name = f"main-{size[0]}x{size[1]}.svg"
+    name = f"{screen}-{size[0]}x{size[1]}.svg"
     async with app.run_test(size=size) as pilot:
         client.publish(payments_drift(T0 - 5))
-        client.publish(RunStarted(pipeline="web", run_id="42", revision_sha="a1b2c3d", ts=T0 - 4))
-        client.publish(StageChanged(pipeline="web", run_id="42", stage="test", status="running", ts=T0 - 3))
-        await pilot.pause(FLUSH_INTERVAL * 3)
+        client.publish(StageChanged(pipeline="web", run_id="web-42", stage="release", status="InProgress", ts=T0 - 3))
+        await pilot.pause(app.flush_interval * 3)
+        await SCREENS[screen](app)
+        await pilot.pause(0.3)
+        app.workers.cancel_group(app, "events")
+        await pilot.pause()
         app.save_screenshot(name, str(OUT))
     return OUT / name
 
 
 def main() -> None:
-    for size in ((80, 24), (120, 36)):
-        print(asyncio.run(shoot(size)))
+    for screen in SCREENS:
+        for size in SIZES:
+            print(asyncio.run(shoot(screen, size)))
 
 
 if __name__ == "__main__":
