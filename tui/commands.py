@@ -62,6 +62,11 @@ def entries(app: DriftdeckApp) -> list[Entry]:
         if run.get("id") and str(run.get("status")) in ("InProgress", "Waiting", "Pending"):
             out.append(Entry(f"Stop {run['id']}", f"stop the running run of {name}",
                              partial(app.request_stop, str(run["id"])), True))
+        failed = [s["stage"] for s in run.get("stages") or []
+                  if str(s.get("status")) in ("Failed", "Stopped", "Interrupted", "Abandoned")]
+        if run.get("id") and failed:
+            out.append(Entry(f"Retry {run['id']} {failed[0]}", f"run the failed stage of {name} again",
+                             partial(app.request_retry, str(run["id"]), str(failed[0])), True))
     for theme in theme_names():
         out.append(Entry(f"Theme {theme}", "switch the colour theme", partial(setattr, app, "theme", theme)))
     if app.read_only:

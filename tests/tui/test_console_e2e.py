@@ -123,6 +123,16 @@ async def confirm(pilot: Pilot[Any], answer: str = "y") -> None:
     await pilot.pause()
 
 
+async def palette(pilot: Pilot[Any], text: str) -> None:
+    """Open the command palette, type ``text`` and run the best match."""
+    await pilot.press("ctrl+p")
+    await until(pilot, lambda: isinstance(pilot.app.screen, CommandPalette), "the palette")
+    await pilot.press(*text)
+    await pilot.pause(0.3)
+    await pilot.press("enter")
+    await until(pilot, lambda: not isinstance(pilot.app.screen, CommandPalette), "the palette to close")
+
+
 async def select_pipeline(pilot: Pilot[Any], app: DriftdeckApp, name: str) -> None:
     table = app.pipelines_table
     table.focus()
@@ -186,7 +196,7 @@ async def test_revert_with_confirm_makes_a_git_revert_and_syncs(
         await pilot.press("r")
         await confirm(pilot, "n")  # cancel first: nothing happens
         assert git(repo, "rev-parse", "HEAD") == bad
-        await pilot.press("r")
+        await palette(pilot, "Revert web (last commit)")  # the palette's entry does the same
         await confirm(pilot)
         await until(pilot, lambda: git(repo, "rev-parse", "HEAD") != bad, "the revert commit")
         assert git(repo, "log", "-1", "--format=%s").startswith('Revert "scale web to 3"')
@@ -263,6 +273,22 @@ async def test_pipeline_commands_from_the_palette(parts: tuple[Engine, PipelineS
         await pilot.press("enter")
         await confirm(pilot)
         await until(pilot, lambda: "Succeeded" in cell(app, "pipelines", "ship", 2), "ship approved from the palette")
+
+        # Stop (abandon) and retry from the palette too.
+        await palette(pilot, "Run pipeline slow")
+        await until(pilot, lambda: "InProgress" in cell(app, "pipelines", "slow", 2), "slow running")
+        slow = latest(c, "slow")
+        assert slow is not None
+        await palette(pilot, f"Stop {slow['id']}")
+        await confirm(pilot, "a")
+        await until(pilot, lambda: "Stopped" in cell(app, "pipelines", "slow", 2), "slow stopped from the palette")
+        await palette(pilot, "Run pipeline flaky")
+        await until(pilot, lambda: "Failed" in cell(app, "pipelines", "flaky", 2), "flaky failed")
+        c.marker.write_text("ok\n")
+        flaky = latest(c, "flaky")
+        assert flaky is not None
+        await palette(pilot, f"Retry {flaky['id']} test")
+        await until(pilot, lambda: "Succeeded" in cell(app, "pipelines", "flaky", 2), "flaky retried from the palette")
 
 
 async def test_the_command_line_runs_the_same_actions(parts: tuple[Engine, PipelineService, Path, Path]) -> None:
