@@ -29,7 +29,7 @@ import socket
 import struct
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -406,11 +406,11 @@ class DaemonServer:
             if self.draining:
                 self._error(conn, rid, "the daemon is shutting down", "draining")
                 return
-            task = asyncio.create_task(self._command(conn, rid, op, args), name=f"{op} by {ident.user}")
+            task = asyncio.create_task(self._answer(conn, rid, op, args), name=f"{op} by {ident.user}")
             self.inflight.add(task)
             task.add_done_callback(self.inflight.discard)
             return
-        await self._read(conn, rid, op, args)
+        await self._answer(conn, rid, op, args)  # reads: answered in order
 
     def _token_role(self, token: str) -> str | None:
         for known, role in self.options.tokens.items():
@@ -439,74 +439,42 @@ class DaemonServer:
         rt = self.runtime
         return LocalClient(rt.engine, conn.identity.user, rt.service, terminal=conn.identity.terminal)
 
-    async def _read(self, conn: Connection, rid: Any, op: str, args: dict[str, Any]) -> None:
-        client = self._client(conn)
-        try:
-            if op == "snapshot":
-                result: Any = self.runtime.engine.state.snapshot()
-            elif op == "objects":
-                result = client.objects(args["app"])
-            elif op == "object_diff":
-                result = client.object_diff(args["app"], args["ref_id"])
-            elif op == "history":
-                result = client.history(args["app"], int(args.get("limit", 50)))
-            elif op == "commits":
-                result = await asyncio.to_thread(client.commits, args["app"], int(args.get("limit", 30)))
-            elif op == "pipelines":
-                result = client.pipelines()
-            elif op == "runs":
-                result = client.runs(args.get("pipeline"), int(args.get("limit", 50)))
-            elif op == "run":
-                result = client.run(args["run_id"])
-            elif op == "run_log":
-                result = await asyncio.to_thread(client.run_log, args["run_id"], args["stage"], args["action"],
-                                                 int(args.get("limit", 5000)))
-            elif op == "trace":
-                result = await asyncio.to_thread(client.trace, args["app"])
-            else:  # pragma: no cover - READ_OPS and this chain are kept in step
-                raise KeyError(op)
-        except KeyError as exc:
-            self._error(conn, rid, f"{op}: missing argument {exc}", "bad_request")
-            return
-        except EngineError as exc:
-            self._error(conn, rid, str(exc), "not_found")
-            return
-        except Exception as exc:
-            log.exception("%s failed", op)
-            self._error(conn, rid, f"{op} failed: {exc}", "error")
-            return
-        conn.respond(dumps({"id": rid, "ok": True, "result": result}))
+    def _calls(self, client: LocalClient, args: dict[str, Any]) -> dict[str, Callable[[], Awaitable[Any]]]:
+        """Every operation but hello/ping/whoami/subscribe, as a call (blocking reads in a thread)."""
 
-    async def _command(self, conn: Connection, rid: Any, op: str, args: dict[str, Any]) -> None:
-        client = self._client(conn)
+        async def now(value: Any) -> Any:
+            return value
+
+        def thread(fn: Callable[..., Any], *a: Any) -> Awaitable[Any]:
+            return asyncio.to_thread(fn, *a)
+
+        a = args
+        return {
+            "snapshot": lambda: now(self.runtime.engine.state.snapshot()),
+            "objects": lambda: now(client.objects(a["app"])),
+            "object_diff": lambda: now(client.object_diff(a["app"], a["ref_id"])),
+            "history": lambda: now(client.history(a["app"], int(a.get("limit", 50)))),
+            "commits": lambda: thread(client.commits, a["app"], int(a.get("limit", 30))),
+            "pipelines": lambda: now(client.pipelines()),
+            "runs": lambda: now(client.runs(a.get("pipeline"), int(a.get("limit", 50)))),
+            "run": lambda: now(client.run(a["run_id"])),
+            "run_log": lambda: thread(client.run_log, a["run_id"], a["stage"], a["action"], int(a.get("limit", 5000))),
+            "trace": lambda: thread(client.trace, a["app"]),
+            "sync": lambda: client.sync(a["app"], dry_run=bool(a.get("dry_run")), wait=bool(a.get("wait", True))),
+            "suspend": lambda: client.suspend(a["app"]),
+            "resume": lambda: client.resume(a["app"]),
+            "revert": lambda: client.revert(a["app"], to=a.get("to")),
+            "start_run": lambda: client.start_run(a["pipeline"], a.get("stage")),
+            "approve": lambda: client.approve(a["run_id"], a["action"], str(a.get("comment", ""))),
+            "reject": lambda: client.reject(a["run_id"], a["action"], str(a.get("comment", ""))),
+            "retry": lambda: client.retry(a["run_id"], a["stage"]),
+            "stop": lambda: client.stop(a["run_id"], bool(a.get("abandon"))),
+        }
+
+    async def _answer(self, conn: Connection, rid: Any, op: str, args: dict[str, Any]) -> None:
+        """Run one operation for ``conn`` and respond: the result, or a typed error."""
         try:
-            if op == "sync":
-                result: Any = await client.sync(args["app"], dry_run=bool(args.get("dry_run")),
-                                                wait=bool(args.get("wait", True)))
-            elif op == "suspend":
-                await client.suspend(args["app"])
-                result = None
-            elif op == "resume":
-                await client.resume(args["app"])
-                result = None
-            elif op == "revert":
-                result = await client.revert(args["app"], to=args.get("to"))
-            elif op == "start_run":
-                result = await client.start_run(args["pipeline"], args.get("stage"))
-            elif op == "approve":
-                await client.approve(args["run_id"], args["action"], str(args.get("comment", "")))
-                result = None
-            elif op == "reject":
-                await client.reject(args["run_id"], args["action"], str(args.get("comment", "")))
-                result = None
-            elif op == "retry":
-                await client.retry(args["run_id"], args["stage"])
-                result = None
-            elif op == "stop":
-                await client.stop(args["run_id"], bool(args.get("abandon")))
-                result = None
-            else:  # pragma: no cover
-                raise KeyError(op)
+            result = await self._calls(self._client(conn), args)[op]()
         except KeyError as exc:
             self._error(conn, rid, f"{op}: missing argument {exc}", "bad_request")
             return
@@ -514,6 +482,7 @@ class DaemonServer:
             self._error(conn, rid, str(exc), "not_found")
             return
         except Exception as exc:
+            log.warning("%s by %s failed: %s", op, conn.identity.user, exc)
             self._error(conn, rid, f"{op} failed: {exc}", "error")
             return
         if not conn.closed:
