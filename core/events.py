@@ -372,6 +372,7 @@ class LogLines(Event):
     lines: tuple[str, ...]
     stream: str = "stdout"
     attempt: int = 1
+    offset: int = -1  # lines of this attempt's log written before this batch (-1: unknown)
 
 
 @dataclass(frozen=True)

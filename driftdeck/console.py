@@ -22,8 +22,8 @@ import yaml
 
 from core import paths
 from core.daemon.protocol import RemoteError
-from core.daemon.remote import Address
-from driftdeck.attach import add_connect_options, daemon_address
+from core.daemon.remote import Address, daemon_available, default_socket
+from driftdeck.attach import SYSTEM_SOCKET, add_connect_options, daemon_address
 
 EXIT_OK, EXIT_ERROR = 0, 2
 
@@ -112,7 +112,9 @@ async def run_console(
     async def start() -> None:
         try:
             await engine.start()
-            await service.start()
+            # Runs a crash left open are marked interrupted here, unless a daemon (which owns
+            # them and recovers them itself) is running next to this in-process console.
+            await service.start(recover=not any(daemon_available(p) for p in (default_socket(), SYSTEM_SOCKET)))
             if after_start is not None:
                 await after_start()
             if exit_after:

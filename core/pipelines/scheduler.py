@@ -149,7 +149,7 @@ class _Run:
 class _LogBuffer:
     """The ``log(stream, line)`` callback of one action attempt: batches lines to store and bus."""
 
-    __slots__ = ("_chars", "_handle", "_key", "_lines", "_loop", "_sched", "_streams", "run")
+    __slots__ = ("_chars", "_flushed", "_handle", "_key", "_lines", "_loop", "_sched", "_streams", "run")
 
     def __init__(self, sched: Scheduler, run: _Run, stage: str, action: str, attempt: int) -> None:
         self._sched = sched
@@ -158,6 +158,7 @@ class _LogBuffer:
         self._lines: list[str] = []
         self._streams: dict[str, list[str]] = {}
         self._chars = 0
+        self._flushed = 0  # lines handed to the store so far (the next batch's offset)
         self._handle: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
 
@@ -185,9 +186,10 @@ class _LogBuffer:
         self._lines, self._streams, self._chars = [], {}, 0
         stage, action, attempt = self._key
         self._sched.store.append_log(self.run.id, stage, action, attempt, lines)
+        offset, self._flushed = self._flushed, self._flushed + len(lines)
         for stream, batch in streams.items():
             self._sched.bus.publish(
-                LogLines(self.run.spec.name, self.run.id, stage, action, tuple(batch), stream, attempt)
+                LogLines(self.run.spec.name, self.run.id, stage, action, tuple(batch), stream, attempt, offset)
             )
 
     def close(self) -> None:

@@ -143,6 +143,15 @@ async def test_live_log_lines_are_appended_in_one_write_for_the_selected_action_
         assert "other" not in log_lines(screen)
         assert writes == [3]  # one batch, one write
 
+        # A batch already in the file read at selection (offset below what was read) is not shown twice.
+        shown = len(log_lines(screen))
+        client.publish(LogLines(pipeline="web", run_id="web-42", stage="build", action="image",
+                                lines=("step 3/3: push registry.example.org/web",), offset=3))
+        client.publish(LogLines(pipeline="web", run_id="web-42", stage="build", action="image",
+                                lines=("after the read",), offset=5))
+        await pilot.pause(0.3)
+        assert log_lines(screen)[shown:] == ["after the read"]
+
         screen.select_action("release", "approve")
         await pilot.pause()
         client.publish(LogLines(pipeline="web", run_id="web-42", stage="build", action="image", lines=("late",)))

@@ -213,6 +213,7 @@ class PipelineScreen(Screen[None]):
         self._action_cells: dict[str, list[Text]] = {}
         self._waiting: set[str] = set()  # runs with an approval waiting
         self._log_for: tuple[str, str, str, int] | None = None  # (run, stage, action, attempt) in the log
+        self._log_loaded = 0  # lines of that attempt read from its log file
         self._trace_error = ""
         self._approval_messages: dict[tuple[str, str, str], str] = {}  # from ApprovalRequested events
 
@@ -510,6 +511,9 @@ class PipelineScreen(Screen[None]):
             self._log_for = wanted
             log.clear()
             lines = self.client.run_log(self.run_id, stage, action, LOG_MAX_LINES) if attempt else []
+            # Batches already in the file we just read are skipped when they arrive (by offset).
+            self._log_loaded = int(attempt.get("log_lines") or 0) if attempt else 0
+            self._log_loaded = max(self._log_loaded, len(lines))
             if lines:
                 log.write_lines(lines)
         self._log_titles(stage, action, attempt)
@@ -568,6 +572,8 @@ class PipelineScreen(Screen[None]):
             if isinstance(ev, LogLines):
                 if self._log_for is not None and self._log_for[:3] == (run_id, ev.stage, ev.action) \
                         and ev.attempt == self._log_for[3]:
+                    if 0 <= ev.offset < self._log_loaded:
+                        continue  # already read from the log file when the action was selected
                     lines.extend(ev.lines)
                 elif run_id == self.run_id and self._log_for is not None and self._log_for[:3] == (
                         run_id, ev.stage, ev.action):
