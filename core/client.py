@@ -59,7 +59,7 @@ class Client(Protocol):
 
     async def reject(self, run_id: str, action: str, comment: str = "") -> None: ...
 
-    async def retry(self, run_id: str, stage: str) -> None: ...
+    async def retry(self, run_id: str, stage: str, failed_only: bool = True) -> None: ...
 
     async def stop(self, run_id: str, abandon: bool = False) -> None: ...
 
@@ -221,10 +221,10 @@ class LocalClient:
         await self._scheduler_call("reject", run_id, {"action": action}, lambda: sched.reject(
             run_id, action, who=self.who, comment=comment))
 
-    async def retry(self, run_id: str, stage: str) -> None:
+    async def retry(self, run_id: str, stage: str, failed_only: bool = True) -> None:
         sched = self._svc().scheduler
-        await self._scheduler_call("retry", run_id, {"stage": stage}, lambda: sched.retry(
-            run_id, stage, failed_only=True, who=self.who))
+        await self._scheduler_call("retry", run_id, {"stage": stage, "failedOnly": failed_only}, lambda: sched.retry(
+            run_id, stage, failed_only=failed_only, who=self.who))
 
     async def stop(self, run_id: str, abandon: bool = False) -> None:
         sched = self._svc().scheduler

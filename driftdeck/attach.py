@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from core.daemon.remote import Address, daemon_available, default_socket
+from core.daemon.protocol import RemoteError
+from core.daemon.remote import Address, RemoteClient, daemon_available, default_socket
 
 SYSTEM_SOCKET = "/run/driftdeck/daemon.sock"  # deploy/systemd/driftdeck.service
 
@@ -39,3 +42,32 @@ def daemon_address(args: argparse.Namespace) -> Address | None:
 
 def say(message: str) -> None:
     print(f"driftdeck: {message}", file=sys.stderr)
+
+
+def run_on_daemon(args: argparse.Namespace, body: Callable[[RemoteClient], Awaitable[int]]) -> int | None:
+    """Run ``body`` on the daemon when one is used (see :func:`driftdeck.attach.daemon_address`);
+    None means: no daemon, run in-process."""
+    try:
+        address = daemon_address(args)
+    except OSError as exc:
+        print(f"driftdeck: {exc}", file=sys.stderr)
+        return 2
+    if address is None:
+        return None
+
+    async def main() -> int:
+        client = RemoteClient(address)
+        try:
+            await client.connect()
+        except (OSError, RemoteError, TimeoutError) as exc:
+            print(f"driftdeck: cannot attach to the daemon at {address}: {exc}", file=sys.stderr)
+            return 2
+        try:
+            return await body(client)
+        except RemoteError as exc:
+            print(f"driftdeck: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            await client.close()
+
+    return asyncio.run(main())

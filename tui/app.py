@@ -24,6 +24,7 @@ from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, Log, Static, Tab, Tabs
 
@@ -334,6 +335,10 @@ class DriftdeckApp(OperatorActions, App[None]):
     def _apply_pending(self) -> None:
         if not self._pending and not self._dirty_all and not self._activity_notes and not self._pipelines_dirty:
             return
+        try:
+            _ = self.apps_table
+        except NoMatches:
+            return  # shutting down: the widgets are gone, the timer not yet
         events = list(self._pending)
         self._pending.clear()
         dirty: set[str] = set()

@@ -361,8 +361,8 @@ class RemoteClient:
     async def reject(self, run_id: str, action: str, comment: str = "") -> None:
         await self.call("reject", run_id=run_id, action=action, comment=comment)
 
-    async def retry(self, run_id: str, stage: str) -> None:
-        await self.call("retry", run_id=run_id, stage=stage)
+    async def retry(self, run_id: str, stage: str, failed_only: bool = True) -> None:
+        await self.call("retry", run_id=run_id, stage=stage, failed_only=failed_only)
 
     async def stop(self, run_id: str, abandon: bool = False) -> None:
         await self.call("stop", run_id=run_id, abandon=abandon)

@@ -467,7 +467,7 @@ class DaemonServer:
             "start_run": lambda: client.start_run(a["pipeline"], a.get("stage")),
             "approve": lambda: client.approve(a["run_id"], a["action"], str(a.get("comment", ""))),
             "reject": lambda: client.reject(a["run_id"], a["action"], str(a.get("comment", ""))),
-            "retry": lambda: client.retry(a["run_id"], a["stage"]),
+            "retry": lambda: client.retry(a["run_id"], a["stage"], bool(a.get("failed_only", True))),
             "stop": lambda: client.stop(a["run_id"], bool(a.get("abandon"))),
         }
 

@@ -40,6 +40,7 @@ from core.pipelines.service import (
 )
 from core.pipelines.store import RunStore
 from core.pipelines.types import Status
+from driftdeck.attach import add_connect_options, run_on_daemon
 from driftdeck.commands.reconcile import EXIT_DIFF, EXIT_ERROR, EXIT_OK, _run, who
 
 COMMAND_WAIT = 10.0
@@ -77,7 +78,40 @@ def _audit(action: str, target: str, details: dict[str, Any], result: str) -> No
 # ----- run -----------------------------------------------------------------------------------------
 
 
+def _run_on_daemon(args: argparse.Namespace) -> int | None:
+    """``run`` through a running daemon: it starts the run; this prints the run's events until it ends."""
+    from core.daemon.remote import RemoteClient
+
+    if args.var or args.stage:
+        return None  # variables and start stages: in-process only for now
+
+    async def body(client: RemoteClient) -> int:
+        sub = client.subscribe()
+        run_id = await client.start_run(args.pipeline)
+        print(f"run {run_id} of {args.pipeline} (daemon)", flush=True)
+        async for ev in sub:
+            if getattr(ev, "run_id", None) != run_id:
+                continue
+            if isinstance(ev, LogLines):
+                for line in ev.lines:
+                    print(f"  [{ev.stage}/{ev.action}] {line}", flush=True)
+            elif isinstance(ev, StageChanged):
+                print(f"stage {ev.stage} {ev.status}", flush=True)
+            elif isinstance(ev, ApprovalRequested):
+                print(f"{ev.stage}/{ev.action} waiting for approval (driftdeck approve {run_id} {ev.action})",
+                      flush=True)
+            elif isinstance(ev, RunFinished):
+                print(f"run {run_id} {ev.status}{': ' + ev.message if ev.message else ''}")
+                return EXIT_OK if ev.status == Status.SUCCEEDED.value else EXIT_DIFF
+        return EXIT_ERROR
+
+    return run_on_daemon(args, body)
+
+
 def _run_pipeline(args: argparse.Namespace) -> int:
+    done = _run_on_daemon(args)
+    if done is not None:
+        return done
     variables: dict[str, str] = {}
     for kv in args.var or ():
         key, sep, value = kv.partition("=")
@@ -238,7 +272,31 @@ def _trace(args: argparse.Namespace) -> int:
 # ----- commands for the process that runs a run -------------------------------------------------------
 
 
+def _daemon_command(args: argparse.Namespace) -> int | None:
+    """approve/reject/stop/retry through a running daemon (it owns the runs and audits the
+    caller by peer credentials); None when no daemon is used."""
+    from core.daemon.remote import RemoteClient
+
+    async def body(client: RemoteClient) -> int:
+        verb = args.verb
+        if verb == "approve":
+            await client.approve(args.run, args.action, args.message or "")
+        elif verb == "reject":
+            await client.reject(args.run, args.action, args.message or "")
+        elif verb == "stop":
+            await client.stop(args.run, abandon=bool(args.abandon))
+        else:
+            await client.retry(args.run, args.stage, failed_only=bool(args.failed_only))
+        print(f"{verb}: done (daemon)")
+        return EXIT_OK
+
+    return run_on_daemon(args, body)
+
+
 def _command(args: argparse.Namespace) -> int:
+    done = _daemon_command(args)
+    if done is not None:
+        return done
     outcome: list[str] = []
     try:
         code = _command_body(args, outcome)
@@ -410,15 +468,17 @@ def _transitions(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    def common(p: argparse.ArgumentParser, output: bool = True, config: bool = False) -> None:
+    def common(p: argparse.ArgumentParser, output: bool = True, config: bool = False, daemon: bool = False) -> None:
+        if daemon:
+            add_connect_options(p)
         if config:
             p.add_argument("-c", "--config", default="driftdeck.yaml", help="configuration file (default ./driftdeck.yaml)")
         p.add_argument("--store", type=Path, help=f"pipeline run database (default {default_store_path()})")
         if output:
             p.add_argument("-o", "--output", choices=["text", "json"], default="text")
 
-    p = sub.add_parser("run", help="run a pipeline in this process, streaming its logs")
-    common(p, config=True)
+    p = sub.add_parser("run", help="run a pipeline (on the daemon when one runs), streaming its logs")
+    common(p, config=True, daemon=True)
     p.add_argument("pipeline")
     p.add_argument("--stage", help="start from this stage (earlier outputs: their last successful run)")
     p.add_argument("--var", action="append", metavar="K=V", help="a variable (repeatable)")
@@ -439,7 +499,7 @@ def register(sub: Any) -> None:
 
     for verb, helptext in (("approve", "approve a waiting approval"), ("reject", "reject a waiting approval")):
         p = sub.add_parser(verb, help=helptext)
-        common(p, output=False)
+        common(p, output=False, daemon=True)
         p.add_argument("run")
         p.add_argument("action")
         p.add_argument("-m", "--message", help="a comment kept with the decision")
@@ -447,7 +507,7 @@ def register(sub: Any) -> None:
         p.set_defaults(func=_command)
 
     p = sub.add_parser("retry", help="retry a stage of a finished run (here, if no other process takes it)")
-    common(p, output=False, config=True)  # config: to carry the retry out in this process
+    common(p, output=False, config=True, daemon=True)  # config: to carry the retry out in this process
     p.add_argument("run")
     p.add_argument("stage")
     p.add_argument("--failed-only", action="store_true", help="only the failed/abandoned/never-run actions")
@@ -455,7 +515,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_command)
 
     p = sub.add_parser("stop", help="stop a run (in-flight actions finish unless --abandon)")
-    common(p, output=False)
+    common(p, output=False, daemon=True)
     p.add_argument("run")
     p.add_argument("--abandon", action="store_true")
     p.add_argument("--wait", type=float, default=COMMAND_WAIT, help=argparse.SUPPRESS)

@@ -22,13 +22,12 @@ from typing import Any
 
 from core.client import LocalClient
 from core.config import load_config
-from core.daemon.protocol import RemoteError
 from core.daemon.remote import RemoteClient
 from core.diff import to_json_patch, unified
 from core.engine import Engine, EngineError
 from core.events import Event
 from core.model import Action, Config, Plan, PlanItem, Revision
-from driftdeck.attach import add_connect_options, daemon_address
+from driftdeck.attach import add_connect_options, run_on_daemon
 
 EXIT_OK, EXIT_DIFF, EXIT_ERROR = 0, 1, 2
 
@@ -65,35 +64,6 @@ def _run(args: argparse.Namespace, body: Callable[[Engine], Awaitable[int]]) -> 
             return EXIT_ERROR
         finally:
             await engine.stop()
-
-    return asyncio.run(main())
-
-
-def _via_daemon(args: argparse.Namespace, body: Callable[[RemoteClient], Awaitable[int]]) -> int | None:
-    """Run ``body`` on the daemon when one is used (see :func:`driftdeck.attach.daemon_address`);
-    None means: no daemon, run in-process."""
-    try:
-        address = daemon_address(args)
-    except OSError as exc:
-        print(f"driftdeck: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    if address is None:
-        return None
-
-    async def main() -> int:
-        client = RemoteClient(address)
-        try:
-            await client.connect()
-        except (OSError, RemoteError, TimeoutError) as exc:
-            print(f"driftdeck: cannot attach to the daemon at {address}: {exc}", file=sys.stderr)
-            return EXIT_ERROR
-        try:
-            return await body(client)
-        except RemoteError as exc:
-            print(f"driftdeck: {exc}", file=sys.stderr)
-            return EXIT_ERROR
-        finally:
-            await client.close()
 
     return asyncio.run(main())
 
@@ -160,7 +130,7 @@ def _status(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         return _print_status(args, rows)
 
-    done = _via_daemon(args, remote)
+    done = run_on_daemon(args, remote)
     if done is not None:
         return done
 
@@ -259,7 +229,7 @@ def _outcome(args: argparse.Namespace, outcome: Any) -> int:
 
 def _sync(args: argparse.Namespace) -> int:
     if not args.dry_run and args.timeout is None:
-        done = _via_daemon(args, lambda c: _remote_outcome(args, c.sync(args.app, wait=not args.no_wait)))
+        done = run_on_daemon(args, lambda c: _remote_outcome(args, c.sync(args.app, wait=not args.no_wait)))
         if done is not None:
             return done
 
@@ -291,7 +261,7 @@ def _suspend(value: bool) -> Callable[[argparse.Namespace], int]:
             print(f"{args.app} {'suspended' if value else 'resumed'} (daemon)")
             return EXIT_OK
 
-        done = _via_daemon(args, remote)
+        done = run_on_daemon(args, remote)
         if done is not None:
             return done
 
@@ -307,7 +277,7 @@ def _suspend(value: bool) -> Callable[[argparse.Namespace], int]:
 
 
 def _revert(args: argparse.Namespace) -> int:
-    done = _via_daemon(args, lambda c: _remote_outcome(args, c.revert(args.app, to=args.to)))
+    done = run_on_daemon(args, lambda c: _remote_outcome(args, c.revert(args.app, to=args.to)))
     if done is not None:
         return done
 
@@ -336,7 +306,7 @@ def _history(args: argparse.Namespace) -> int:
     async def remote(client: RemoteClient) -> int:
         return _print_history(args, client.history(args.app, args.limit))
 
-    done = _via_daemon(args, remote)
+    done = run_on_daemon(args, remote)
     if done is not None:
         return done
     config = _load(args)

@@ -91,3 +91,30 @@ async def test_console_attached_to_the_daemon_acts_and_survives_a_restart(config
         d.stop()
     audit = History(tmp_path / "history.db").audit(10, target="web")
     assert audit[-1]["action"] == "sync" and audit[-1]["who"] == "root"
+
+
+def test_pipeline_verbs_use_the_daemon(config: Path, sock_dir: Path, tmp_path: Path) -> None:
+    with running_daemon(config, sock_dir, tmp_path) as d:
+        env = dict(d.env(), SSH_CONNECTION="192.0.2.9 40001 192.0.2.1 22")
+        run = subprocess.Popen([sys.executable, "-m", "driftdeck", "run", "ship", "--connect", d.socket],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT), env=env)
+        assert run.stdout is not None
+        first = run.stdout.readline()
+        assert first.startswith("run ship-") and first.rstrip().endswith("(daemon)"), first
+        run_id = first.split()[1]
+        seen = [run.stdout.readline() for _ in range(2)]
+        assert any("waiting for approval" in line for line in seen), seen
+        proc = cli(d, "approve", run_id, "gate", "-m", "lgtm")
+        assert proc.returncode == 0 and "approve: done (daemon)" in proc.stdout, proc.stderr
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 0, (out, err)
+        assert f"run {run_id} Succeeded" in out
+        proc = cli(d, "stop", run_id)
+        assert proc.returncode == 2 and run_id in proc.stderr  # finished: nothing to stop, said so
+    audit = History(tmp_path / "history.db").audit(20)
+    approve = next(a for a in audit if a["action"] == "approve")
+    assert approve["who"] == "root" and approve["target"] == run_id and approve["result"] == "ok"
+    assert "ssh=192.0.2.7 40000 192.0.2.1 22" in approve["terminal"]  # the approving terminal
+    started = next(a for a in audit if a["action"] == "run")
+    assert started["target"] == "ship" and started["result"] == f"ok: {run_id}"
+    assert "ssh=192.0.2.9 40001 192.0.2.1 22" in started["terminal"]  # the terminal that ran it
