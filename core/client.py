@@ -12,9 +12,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from core.diff import mask_pair
 from core.engine import Engine, EngineError, SyncOutcome
-from core.events import Subscription
-from core.model import Plan
+from core.events import Subscription, decode, encode
+from core.model import Action, ObjRef, Plan, PlanItem, Problem, Revision
 
 if TYPE_CHECKING:
     from core.pipelines.service import PipelineService
@@ -77,6 +78,27 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    items = []
+    for item in plan.items:
+        desired, live = mask_pair(item.desired, item.live)
+        items.append({"ref": item.ref.inventory_id, "action": item.action.value, "desired": desired, "live": live,
+                      "message": item.message})
+    return {"app": plan.app, "revision": encode(plan.revision), "items": items,
+            "problems": [str(p) for p in plan.problems]}
+
+
+def plan_from_json(data: dict[str, Any]) -> Plan:
+    rev = data.get("revision")
+    return Plan(
+        str(data.get("app", "")),
+        decode(Revision, rev) if rev else None,
+        items=[PlanItem(ObjRef.from_inventory_id(i["ref"]), Action(i["action"]), i.get("desired"), i.get("live"),
+                        str(i.get("message") or "")) for i in data.get("items") or []],
+        problems=[Problem(str(p)) for p in data.get("problems") or []],
+    )
+
+
 def outcome_text(result: Any) -> str:
     """The audit ``result`` of a command's return value."""
     if isinstance(result, SyncOutcome):
@@ -106,6 +128,10 @@ class LocalClient:
 
     async def plan(self, app: str) -> Plan:
         return await self.engine.plan(app)
+
+    async def plan_json(self, app: str) -> dict[str, Any]:
+        """:meth:`plan` for the wire: Secret values masked before anything leaves the process."""
+        return plan_to_json(await self.engine.plan(app))
 
     async def _audited(self, action: str, target: str, args: dict[str, Any],
                        command: Callable[[], Awaitable[T]]) -> T:

@@ -27,7 +27,7 @@ MAX_LINE = 64 * 1024 * 1024  # a snapshot of 10,000 objects is a few MB
 # Operations a viewer may call (reads); everything in OPERATOR_OPS needs the operator role.
 READ_OPS = frozenset({
     "hello", "snapshot", "subscribe", "objects", "object_diff", "history", "commits", "pipelines", "runs",
-    "run", "run_log", "trace", "whoami", "ping",
+    "run", "run_log", "trace", "whoami", "ping", "plan",
 })
 OPERATOR_OPS = frozenset({
     "sync", "suspend", "resume", "revert", "start_run", "approve", "reject", "retry", "stop",

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import paths
+from core.client import plan_from_json
 from core.daemon.protocol import MAX_LINE, RemoteError, dumps, loads
 from core.engine import SyncOutcome
 from core.events import ConfigReloaded, Event, EventBus, Lagged, Subscription
-from core.model import Health, Revision
+from core.model import Health, Plan, Revision
 from core.state import StateModel
 
 log = logging.getLogger(__name__)
@@ -339,6 +340,10 @@ class RemoteClient:
     def trace(self, app: str) -> dict[str, Any]:
         result: dict[str, Any] = self.call_blocking("trace", app=app)
         return result
+
+    async def plan(self, app: str) -> Plan:
+        """The daemon's plan: from its baselines and watch cache, dry runs only for what changed."""
+        return plan_from_json(await self.call("plan", app=app))
 
     async def sync(self, app: str, *, dry_run: bool = False, wait: bool = True) -> SyncOutcome:
         return _outcome(await self.call("sync", app=app, dry_run=dry_run, wait=wait))

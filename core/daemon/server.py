@@ -460,6 +460,7 @@ class DaemonServer:
             "run": lambda: now(client.run(a["run_id"])),
             "run_log": lambda: thread(client.run_log, a["run_id"], a["stage"], a["action"], int(a.get("limit", 5000))),
             "trace": lambda: thread(client.trace, a["app"]),
+            "plan": lambda: client.plan_json(a["app"]),
             "sync": lambda: client.sync(a["app"], dry_run=bool(a.get("dry_run")), wait=bool(a.get("wait", True))),
             "suspend": lambda: client.suspend(a["app"]),
             "resume": lambda: client.resume(a["app"]),

@@ -191,22 +191,32 @@ def _print_plan(plan: Plan) -> None:
 
 
 def _diff(args: argparse.Namespace) -> int:
+    async def remote(client: RemoteClient) -> int:
+        return _report_plan(args, await client.plan(args.app))
+
+    done = run_on_daemon(args, remote)
+    if done is not None:
+        return done
+
     async def body(engine: Engine) -> int:
-        plan = await engine.plan(args.app)
-        if args.output == "json":
-            print(json.dumps({
-                "app": plan.app,
-                "revision": plan.revision.sha if plan.revision else None,
-                "items": [_item_json(i) for i in plan.items],
-                "problems": [str(p) for p in plan.problems],
-            }, indent=2))
-        else:
-            _print_plan(plan)
-        if plan.problems or any(i.action == Action.ERROR for i in plan.items):
-            return EXIT_ERROR
-        return EXIT_DIFF if plan.has_changes else EXIT_OK
+        return _report_plan(args, await engine.plan(args.app))
 
     return _run(args, body)
+
+
+def _report_plan(args: argparse.Namespace, plan: Plan) -> int:
+    if args.output == "json":
+        print(json.dumps({
+            "app": plan.app,
+            "revision": plan.revision.sha if plan.revision else None,
+            "items": [_item_json(i) for i in plan.items],
+            "problems": [str(p) for p in plan.problems],
+        }, indent=2))
+    else:
+        _print_plan(plan)
+    if plan.problems or any(i.action == Action.ERROR for i in plan.items):
+        return EXIT_ERROR
+    return EXIT_DIFF if plan.has_changes else EXIT_OK
 
 
 # ----- sync / suspend / resume / revert ----------------------------------------------------------------------
@@ -413,7 +423,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_status)
 
     p = sub.add_parser("diff", help="the plan: what a sync would create, change and prune (exit 1 on a difference)")
-    common(p)
+    common(p, daemon=True)
     p.add_argument("app")
     p.set_defaults(func=_diff)
 

@@ -41,9 +41,15 @@ def cli(d: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_verbs_use_the_daemon(config: Path, sock_dir: Path, tmp_path: Path) -> None:
     with running_daemon(config, sock_dir, tmp_path) as d:
+        proc = cli(d, "diff", "web", "-o", "json")
+        assert proc.returncode == 1, proc.stderr  # manual app not synced yet: a sync would create it
+        items = json.loads(proc.stdout)["items"]
+        assert {(i["kind"], i["action"]) for i in items} >= {("Deployment", "create"), ("Namespace", "create")}
         proc = cli(d, "sync", "web", "-o", "json")
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["ok"] is True
+        proc = cli(d, "diff", "web")
+        assert proc.returncode == 0 and "plan for web" in proc.stdout, (proc.stdout, proc.stderr)
         proc = cli(d, "status", "-o", "json")
         assert proc.returncode == 0, proc.stderr
         rows = json.loads(proc.stdout)

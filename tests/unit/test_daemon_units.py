@@ -54,3 +54,19 @@ def test_a_mirror_built_from_a_snapshot_equals_the_original_and_keeps_applying_e
         model.apply(event)
         model.apply(done)
     assert mirror.snapshot()["apps"] == client.snapshot()["apps"]
+
+
+def test_a_plan_for_the_wire_masks_secret_values_and_round_trips() -> None:
+    from core.client import plan_from_json, plan_to_json
+    from core.model import Action, Plan, PlanItem, Revision
+
+    ref = ObjRef("", "Secret", "web", "db")
+    desired = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "web"},
+               "data": {"password": "aHVudGVyMg=="}}
+    live = {**desired, "data": {"password": "b2xkcGFzcw=="}}
+    plan = Plan("web", Revision("a" * 40), [PlanItem(ref, Action.CONFIGURE, desired, live)])
+    wire = json.dumps(plan_to_json(plan))
+    assert "aHVudGVyMg==" not in wire and "b2xkcGFzcw==" not in wire
+    back = plan_from_json(json.loads(wire))
+    assert back.app == "web" and back.revision is not None and back.revision.sha == "a" * 40
+    assert back.items[0].ref == ref and back.items[0].action is Action.CONFIGURE and back.has_changes
