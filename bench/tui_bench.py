@@ -159,7 +159,8 @@ class HeadlessResult:
 async def headless(seconds: float, presses: int, rate: float) -> HeadlessResult:
     client = scale_client()
     published: dict[Event, float] = {}
-    app = TimedApp(client, published, cluster="scale", clock=lambda: T0, refresh_hz=DEFAULT_REFRESH_HZ)
+    app = TimedApp(client, published, cluster="scale", clock=lambda: T0, refresh_hz=DEFAULT_REFRESH_HZ,
+                   freeze_gc=True)  # as the CLI runs it
     rng = random.Random(7)
     async with app.run_test(size=SIZE, headless=True) as pilot:
         await pilot.pause()
@@ -358,7 +359,7 @@ def child_main(hz: float, seconds: float, rate: float, stats: str) -> int:
     write update-to-paint figures (recorded after the startup skip) to ``stats``."""
     client = scale_client()
     published: dict[Event, float] = {}
-    app = TimedApp(client, published, cluster="scale", refresh_hz=hz)
+    app = TimedApp(client, published, cluster="scale", refresh_hz=hz, freeze_gc=True)
     sent = 0
 
     async def drive() -> None:

@@ -107,7 +107,7 @@ async def run_console(
     client = LocalClient(engine, user, service)
     label = cluster_label or ", ".join(sorted(config.clusters)) or "local"
     notices = [str(p) for p in [*problems, *service.problems]]
-    app = DriftdeckApp(client, cluster=label, mode="in-process", notices=notices, **options)
+    app = DriftdeckApp(client, cluster=label, mode="in-process", notices=notices, freeze_gc=True, **options)
 
     async def start() -> None:
         try:
@@ -153,7 +153,8 @@ async def run_attached(address: Address, options: dict[str, Any]) -> int:
     if role == "viewer" and not options.get("read_only"):
         notices.append(f"{client.identity.get('user')} is a viewer on this daemon: operator actions are disabled")
     opts = {**options, "read_only": bool(options.get("read_only")) or role != "operator"}
-    app = DriftdeckApp(client, cluster="daemon", mode=f"attached {address}", notices=notices, **opts)
+    app = DriftdeckApp(client, cluster="daemon", mode=f"attached {address}", notices=notices, freeze_gc=True,
+                       **opts)
     try:
         await app.run_async()
     finally:

@@ -13,6 +13,7 @@ confirmation, audit by the client, errors as notifications).
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections import deque
@@ -171,6 +172,7 @@ class DriftdeckApp(OperatorActions, App[None]):
         theme: str | None = None,
         keymap: dict[str, str] | None = None,
         notices: list[str] | None = None,
+        freeze_gc: bool = False,
     ) -> None:
         super().__init__()
         self.client = client
@@ -186,6 +188,7 @@ class DriftdeckApp(OperatorActions, App[None]):
         self.theme_name = theme or "driftdeck-dark"
         self.user_keymap = dict(keymap or {})
         self.notices = list(notices or [])  # config problems etc., shown once mounted
+        self.freeze_gc = freeze_gc  # the CLI sets it (one console per process); tests do not
         self.animation_level = "none"  # no animations, over SSH or not
         self.filter_text = ""
         self.command_results = []
@@ -247,6 +250,11 @@ class DriftdeckApp(OperatorActions, App[None]):
         for notice in self.notices:
             self.notify(notice, severity="warning", timeout=10)
         table.focus()
+        if self.freeze_gc:
+            # What is loaded now lives as long as the console: keep it out of the collector's
+            # full passes (a gen-2 collection over a big workspace is a visible pause).
+            gc.collect()
+            gc.freeze()
 
     @property
     def apps_table(self) -> KeyedTable:
