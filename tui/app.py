@@ -13,6 +13,7 @@ confirmation, audit by the client, errors as notifications).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import time
@@ -341,12 +342,12 @@ class DriftdeckApp(OperatorActions, App[None]):
         self._activity_notes.append(f"{self._clock(self.clock())}  {text}")
 
     def _apply_pending(self) -> None:
+        with contextlib.suppress(NoMatches):  # shutting down: the widgets are gone, the timer not yet
+            self._apply_batch()
+
+    def _apply_batch(self) -> None:
         if not self._pending and not self._dirty_all and not self._activity_notes and not self._pipelines_dirty:
             return
-        try:
-            _ = self.apps_table
-        except NoMatches:
-            return  # shutting down: the widgets are gone, the timer not yet
         events = list(self._pending)
         self._pending.clear()
         dirty: set[str] = set()
