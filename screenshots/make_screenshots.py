@@ -28,6 +28,11 @@ async def _diff(app: DriftdeckApp) -> None:
 
 async def _run(app: DriftdeckApp) -> None:
     app.open_pipeline("web")
+    await asyncio.sleep(0.2)
+    from tui.screens.pipeline import PipelineScreen
+
+    if isinstance(app.screen, PipelineScreen):
+        app.screen.select_action("build", "image")  # a log to show
 
 
 SCREENS: dict[str, Callable[[DriftdeckApp], Awaitable[None]]] = {"main": _main, "diff": _diff, "run": _run}
