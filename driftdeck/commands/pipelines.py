@@ -78,6 +78,21 @@ def _audit(action: str, target: str, details: dict[str, Any], result: str) -> No
 # ----- run -----------------------------------------------------------------------------------------
 
 
+def _print_run_event(ev: object, run_id: str) -> None:
+    """One line (or a log batch) of a run's progress, as ``driftdeck run`` streams it."""
+    if isinstance(ev, LogLines):
+        for line in ev.lines:
+            print(f"  [{ev.stage}/{ev.action}] {line}", flush=True)
+    elif isinstance(ev, ActionChanged):
+        msg = f": {ev.message}" if ev.message else ""
+        print(f"{ev.stage}/{ev.action} {ev.status}{msg}", flush=True)
+    elif isinstance(ev, StageChanged):
+        print(f"stage {ev.stage} {ev.status}", flush=True)
+    elif isinstance(ev, ApprovalRequested):
+        print(f"{ev.stage}/{ev.action} waiting for approval{': ' + ev.message if ev.message else ''}"
+              f" (driftdeck approve {run_id} {ev.action})", flush=True)
+
+
 def _run_on_daemon(args: argparse.Namespace) -> int | None:
     """``run`` through a running daemon: it starts the run; this prints the run's events until it ends."""
     from core.daemon.remote import RemoteClient
@@ -92,17 +107,10 @@ def _run_on_daemon(args: argparse.Namespace) -> int | None:
         async for ev in sub:
             if getattr(ev, "run_id", None) != run_id:
                 continue
-            if isinstance(ev, LogLines):
-                for line in ev.lines:
-                    print(f"  [{ev.stage}/{ev.action}] {line}", flush=True)
-            elif isinstance(ev, StageChanged):
-                print(f"stage {ev.stage} {ev.status}", flush=True)
-            elif isinstance(ev, ApprovalRequested):
-                print(f"{ev.stage}/{ev.action} waiting for approval (driftdeck approve {run_id} {ev.action})",
-                      flush=True)
-            elif isinstance(ev, RunFinished):
+            if isinstance(ev, RunFinished):
                 print(f"run {run_id} {ev.status}{': ' + ev.message if ev.message else ''}")
                 return EXIT_OK if ev.status == Status.SUCCEEDED.value else EXIT_DIFF
+            _print_run_event(ev, run_id)
         return EXIT_ERROR
 
     return run_on_daemon(args, body)
@@ -156,19 +164,8 @@ def _run_pipeline(args: argparse.Namespace) -> int:
 
         async def printer() -> None:
             async for ev in sub:
-                if getattr(ev, "run_id", None) != run_id or args.output == "json":
-                    continue
-                if isinstance(ev, LogLines):
-                    for line in ev.lines:
-                        print(f"  [{ev.stage}/{ev.action}] {line}", flush=True)
-                elif isinstance(ev, ActionChanged):
-                    msg = f": {ev.message}" if ev.message else ""
-                    print(f"{ev.stage}/{ev.action} {ev.status}{msg}", flush=True)
-                elif isinstance(ev, StageChanged):
-                    print(f"stage {ev.stage} {ev.status}", flush=True)
-                elif isinstance(ev, ApprovalRequested):
-                    print(f"{ev.stage}/{ev.action} waiting for approval{': ' + ev.message if ev.message else ''}"
-                          f" (driftdeck approve {run_id} {ev.action})", flush=True)
+                if getattr(ev, "run_id", None) == run_id and args.output != "json":
+                    _print_run_event(ev, run_id)
 
         printing = asyncio.create_task(printer())
         waiting = asyncio.create_task(svc.scheduler.wait(run_id))

@@ -108,8 +108,10 @@ def test_pipeline_verbs_use_the_daemon(config: Path, sock_dir: Path, tmp_path: P
         first = run.stdout.readline()
         assert first.startswith("run ship-") and first.rstrip().endswith("(daemon)"), first
         run_id = first.split()[1]
-        seen = [run.stdout.readline() for _ in range(2)]
-        assert any("waiting for approval" in line for line in seen), seen
+        seen: list[str] = []
+        while not any("waiting for approval" in line for line in seen) and len(seen) < 10:
+            seen.append(run.stdout.readline())
+        assert "waiting for approval" in seen[-1], seen
         proc = cli(d, "approve", run_id, "gate", "-m", "lgtm")
         assert proc.returncode == 0 and "approve: done (daemon)" in proc.stdout, proc.stderr
         out, err = run.communicate(timeout=60)
