@@ -19,9 +19,12 @@ from typing import Any
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.coordinate import Coordinate
 from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
+
+_ELSEWHERE = Coordinate(-2, 0)  # a cursor position no row (nor the header, -1) has
 
 
 @lru_cache(maxsize=4096)
@@ -54,6 +57,21 @@ class KeyedTable(DataTable[Any]):
             data[ColumnKey(column)] = value
         self._patched.add(key)
         self.refresh_row(self.get_row_index(key))
+
+    def _render_line_in_row(
+        self, row_key: RowKey, line_no: int, base_style: Style, cursor_location: Coordinate,
+        hover_location: Coordinate,
+    ) -> Any:
+        # DataTable keys every row's render cache on the cursor and hover positions, so a
+        # cursor move (and every scroll) re-renders all visible rows. With a row cursor a row
+        # only depends on whether the cursor (or hover) is on it: tell the others "elsewhere".
+        if self.cursor_type == "row":
+            row = self._row_locations.get(row_key)
+            if row is None or row != cursor_location.row:
+                cursor_location = _ELSEWHERE
+            if row is None or row != hover_location.row:
+                hover_location = _ELSEWHERE
+        return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
 
     def _evict_patched(self) -> None:
         """Drop what the render caches hold for the patched rows (one pass a frame); every
