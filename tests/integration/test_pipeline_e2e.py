@@ -95,7 +95,13 @@ async def _triggered_run(svc: PipelineService, repo: Path) -> tuple[str, str]:
     (repo / "src" / "version.txt").write_text("2\n")
     sha = commit(repo, "app v2")
     run = await wait_for(lambda: next(iter(svc.scheduler.active), None), what="a run to start")
-    await wait_for(lambda: svc.scheduler.pending_approvals(run), what="the approval to wait")
+
+    def waiting() -> bool:
+        if run not in svc.scheduler.active:  # ended before its approval: say how, not "not in progress"
+            raise AssertionError(f"run {run} ended before the approval: {svc.store.run(run)}")
+        return bool(svc.scheduler.pending_approvals(run))
+
+    await wait_for(waiting, what="the approval to wait")
     return run, sha
 
 
