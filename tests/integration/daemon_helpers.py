@@ -22,9 +22,13 @@ from tests.integration.gitrepo import commit, deployment, init_repo, namespace, 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def workspace(tmp: Path, kubeconfig: str, extra_pipelines: dict[str, Any] | None = None) -> Path:
+def workspace(tmp: Path, kubeconfig: str, extra_pipelines: dict[str, Any] | None = None,
+              ns: str = "dd-web") -> Path:
+    """Config repo (app web, manual, in namespace ``ns``), app repo, and driftdeck.yaml with
+    pipelines ``slow`` (waits until ``tmp/marker`` exists, at most 60 s) and ``ship`` (build,
+    then an approval ``gate``)."""
     cfg = init_repo(tmp / "config-repo")
-    write_docs(cfg / "apps" / "web" / "web.yaml", [namespace("dd-web"), deployment("web", "dd-web", "nginx:1.27")])
+    write_docs(cfg / "apps" / "web" / "web.yaml", [namespace(ns), deployment("web", ns, "nginx:1.27")])
     commit(cfg, "web")
     app = init_repo(tmp / "app-repo")
     (app / "README").write_text("app\n")
@@ -36,6 +40,7 @@ def workspace(tmp: Path, kubeconfig: str, extra_pipelines: dict[str, Any] | None
                 "/bin/sh", "-c", f'echo soaking; test -f "{marker}" || sleep 60; echo done']}]},
         ]},
         "ship": {"source": "app", "trigger": {"manual": True}, "stages": [
+            {"name": "build", "actions": [{"name": "compile", "run": "echo compiling && echo built"}]},
             {"name": "release", "actions": [{"name": "gate", "approval": {"message": "ship?"}}]},
         ]},
         **(extra_pipelines or {}),
@@ -44,7 +49,7 @@ def workspace(tmp: Path, kubeconfig: str, extra_pipelines: dict[str, Any] | None
         "clusters": {"local": {"kubeconfig": kubeconfig}},
         "sources": {"config": {"path": "./config-repo", "branch": "main"},
                     "app": {"path": "./app-repo", "branch": "main"}},
-        "apps": {"web": {"source": "config", "path": "apps/web", "cluster": "local", "namespace": "dd-web",
+        "apps": {"web": {"source": "config", "path": "apps/web", "cluster": "local", "namespace": ns,
                          "sync": "manual", "prune": True, "timeout": 30}},
         "pipelines": pipelines,
     }

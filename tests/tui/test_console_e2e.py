@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client as k8s
 from textual.command import CommandPalette
 from textual.pilot import Pilot
@@ -29,19 +28,10 @@ from core.pipelines.service import PipelineService
 from core.pipelines.store import RunStore
 from sandbox.server import SandboxServer
 from tests.integration.clients import api_client
-from tests.integration.gitrepo import commit, deployment, git, init_repo, namespace, write_docs
+from tests.integration.daemon_helpers import workspace
+from tests.integration.gitrepo import commit, deployment, git, namespace, write_docs
 from tui.app import DriftdeckApp
 from tui.operator import ConfirmScreen, StopScreen
-
-PIPELINES: dict[str, Any] = {
-    "ship": {"source": "app", "trigger": {"manual": True}, "stages": [
-        {"name": "build", "actions": [{"name": "compile", "run": "echo compiling && echo built"}]},
-        {"name": "release", "actions": [{"name": "gate", "approval": {"message": "ship it?"}}]},
-    ]},
-    "slow": {"source": "app", "trigger": {"manual": True}, "stages": [
-        {"name": "soak", "actions": [{"name": "wait", "run": "echo soaking; sleep 60"}]},
-    ]},
-}
 
 
 @dataclass
@@ -53,34 +43,14 @@ class Console:
     marker: Path
 
 
-def _workspace(tmp: Path, kubeconfig: str) -> tuple[Path, Path]:
-    cfg = init_repo(tmp / "config-repo")
-    write_docs(cfg / "apps" / "web" / "web.yaml", [namespace("tui-web"), deployment("web", "tui-web", "nginx:1.27")])
-    commit(cfg, "web")
-    app = init_repo(tmp / "app-repo")
-    (app / "README").write_text("app\n")
-    commit(app, "app v1")
-    marker = tmp / "flaky-ok"
-    pipelines = dict(PIPELINES)
-    pipelines["flaky"] = {"source": "app", "trigger": {"manual": True}, "stages": [
-        {"name": "test", "actions": [{"name": "unit", "run": ["/bin/sh", "-c", f'test -f "{marker}" && echo ok']}]},
-    ]}
-    config = {
-        "clusters": {"local": {"kubeconfig": kubeconfig}},
-        "sources": {"config": {"path": "./config-repo", "branch": "main"},
-                    "app": {"path": "./app-repo", "branch": "main"}},
-        "apps": {"web": {"source": "config", "path": "apps/web", "cluster": "local", "namespace": "tui-web",
-                         "sync": "manual", "prune": True, "timeout": 30}},
-        "pipelines": pipelines,
-    }
-    (tmp / "driftdeck.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return tmp / "driftdeck.yaml", marker
-
-
 @pytest.fixture
 async def parts(sandbox: SandboxServer, sandbox_kubeconfig: str, tmp_path: Path) -> AsyncIterator[
         tuple[Engine, PipelineService, Path, Path]]:
-    path, marker = _workspace(tmp_path, sandbox_kubeconfig)
+    marker = tmp_path / "marker"  # slow waits for it; flaky fails until it exists
+    flaky = {"source": "app", "trigger": {"manual": True}, "stages": [
+        {"name": "test", "actions": [{"name": "unit", "run": ["/bin/sh", "-c", f'test -f "{marker}" && echo ok']}]},
+    ]}
+    path = workspace(tmp_path, sandbox_kubeconfig, {"flaky": flaky}, ns="tui-web")
     config, problems = load_config(str(path))
     assert problems == []
     db = tmp_path / "history.db"
